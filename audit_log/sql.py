@@ -1,0 +1,549 @@
+"""Every SQL statement the audit log runs, as pure functions of names and options.
+
+Nothing here touches a model or a connection: callers describe a table with
+:class:`AuditSpec` and get SQL text back. Every identifier goes through
+:func:`quote_ident` and every string constant through :func:`quote_literal`, so
+table and column names with capitals, spaces, hyphens or embedded quotes are
+safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+#: Longest identifier PostgreSQL keeps (NAMEDATALEN - 1), in bytes.
+MAX_IDENTIFIER_BYTES = 63
+
+#: What a masked column's value is replaced with in ``changes``.
+MASKED_VALUE = "**masked**"
+
+#: ``context_type`` of changes made without any audit context.
+UNKNOWN_CONTEXT_TYPE = "unknown"
+
+#: Name prefix of every PostgreSQL object this package creates.
+PREFIX = "audit_log_"
+
+#: Names of the four triggers; trigger names are scoped per table, so they are fixed.
+TRIGGER_NAMES: dict[str, str] = {
+    "INSERT": "audit_log_insert",
+    "UPDATE": "audit_log_update",
+    "DELETE": "audit_log_delete",
+    "TRUNCATE": "audit_log_truncate",
+}
+
+#: Names of the transition tables inside the trigger function.
+OLD_ROWS = "audit_log_old"
+NEW_ROWS = "audit_log_new"
+
+#: Planner settings pinned on every trigger function. The planner cannot
+#: estimate transition tables or the temporary context table: with JIT on, the
+#: trigger's INSERT ... SELECT crossed ``jit_above_cost`` and spent ~250 ms
+#: compiling per statement; and plpgsql caches the old/new pairing join as
+#: planned for the first call (often one row, so a nested loop), which made a
+#: later 10,000-row UPDATE quadratic. A hash join is linear whatever the size.
+FUNCTION_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("jit", "off"),
+    ("enable_nestloop", "off"),
+    ("enable_mergejoin", "off"),
+)
+
+_BODY_TAG = "$audit_log$"
+
+# PostgreSQL types without a default equality operator: IS DISTINCT FROM fails
+# on them, so the trigger compares their text forms instead.
+TYPES_WITHOUT_EQUALITY = frozenset({"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"})
+
+
+def quote_ident(name: str) -> str:
+    """Quote ``name`` as a PostgreSQL identifier, doubling embedded quotes.
+
+    Args:
+        name: A table, column, function or trigger name.
+
+    Returns:
+        The name in double quotes, safe to paste into SQL.
+
+    Raises:
+        ValueError: If the name is empty or contains a NUL character.
+    """
+    if not name or "\x00" in name:
+        raise ValueError(f"Invalid PostgreSQL identifier: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """Quote ``value`` as a PostgreSQL string constant.
+
+    Backslashes switch to an escape-string constant, so the result means the
+    same whatever ``standard_conforming_strings`` is set to.
+
+    Args:
+        value: Any text.
+
+    Returns:
+        A string constant, safe to paste into SQL.
+
+    Raises:
+        ValueError: If the text contains a NUL character.
+    """
+    if "\x00" in value:
+        raise ValueError("PostgreSQL text cannot contain NUL characters")
+    quoted = "'" + value.replace("'", "''") + "'"
+    if "\\" in value:
+        return "E" + quoted.replace("\\", "\\\\")
+    return quoted
+
+
+def object_name(*parts: str) -> str:
+    """Return a deterministic ``audit_log_...`` name of at most 63 bytes.
+
+    Too long a name is cut and ends in a hash of the full name, so two long
+    names that share a prefix still differ, and the same input always gives the
+    same name (checks and uninstalls find what installs made).
+
+    Args:
+        parts: Name parts, joined with ``_`` after the prefix.
+
+    Returns:
+        The object name, unquoted.
+    """
+    name = PREFIX + "_".join(parts)
+    encoded = name.encode()
+    if len(encoded) <= MAX_IDENTIFIER_BYTES:
+        return name
+    digest = hashlib.md5(encoded, usedforsecurity=False).hexdigest()[:8]
+    head = encoded[: MAX_IDENTIFIER_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{head}_{digest}"
+
+
+def function_name(table: str) -> str:
+    """Return the name of the trigger function of ``table``."""
+    return object_name("fn", table)
+
+
+#: The helper that creates missing content types (shared by all tables; no
+#: table function is named like it, since those all start ``audit_log_fn_``).
+CONTENT_TYPE_FUNCTION = "audit_log_content_type"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an audited table.
+
+    Attributes:
+        name: The column name.
+        comparable: False for types without an equality operator; those are
+            compared through their text form.
+        masked: True if the log keeps only whether the value was set, never
+            the value.
+    """
+
+    name: str
+    comparable: bool = True
+    masked: bool = False
+
+
+@dataclass(frozen=True)
+class LogColumns:
+    """Column names of the log-entry table, by role."""
+
+    content_type: str = "content_type_id"
+    object_id: str = "object_id"
+    action: str = "action"
+    at: str = "at"
+    changes: str = "changes"
+    transaction_id: str = "transaction_id"
+    table_name: str = "table_name"
+
+
+@dataclass(frozen=True)
+class ContentTypeTable:
+    """Where the trigger finds (and if need be creates) the content type of its table."""
+
+    table: str
+    app_label: str
+    model: str
+
+
+@dataclass(frozen=True)
+class ContextColumns:
+    """The context columns the trigger copies from the temporary table into the log.
+
+    Attributes:
+        table: Name of the temporary context table.
+        columns: ``(column, SQL type)`` pairs, in order.
+        fallbacks: SQL constants for columns left NULL (no context, or a
+            context that did not set them), by column; columns not listed stay NULL.
+        context_type: Which of them holds the context type.
+        context: Which of them holds the JSON context.
+    """
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+    fallbacks: tuple[tuple[str, str], ...] = ()
+    context_type: str = "context_type"
+    context: str = "context"
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """Everything needed to write the triggers of one table.
+
+    Attributes:
+        table: The audited table.
+        pk: Its primary-key column.
+        columns: Columns whose values are logged (excluded columns left out).
+        excluded: Columns left out of the log entirely.
+        log_table: The log-entry table.
+        log_columns: Column names of the log-entry table.
+        object_id_type: SQL type of the log's object-id column.
+        content_type: Content-type lookup for this table's model.
+        context: The context columns copied into every entry.
+        require_context: Refuse writes made without an audit context.
+    """
+
+    table: str
+    pk: str
+    columns: tuple[Column, ...]
+    excluded: tuple[str, ...]
+    log_table: str
+    log_columns: LogColumns
+    object_id_type: str
+    content_type: ContentTypeTable
+    context: ContextColumns
+    require_context: bool = False
+
+    @property
+    def function(self) -> str:
+        """Name of this table's trigger function."""
+        return function_name(self.table)
+
+
+def _unique_alias(base: str, taken: Iterable[str]) -> str:
+    taken_set = set(taken)
+    alias, n = base, 0
+    while alias in taken_set:
+        n += 1
+        alias = f"{base}{n}"
+    return alias
+
+
+def _masked(expression: str) -> str:
+    return f"CASE WHEN {expression} IS NULL THEN NULL ELSE {quote_literal(MASKED_VALUE)} END"
+
+
+def _snapshot(spec: AuditSpec, alias: str) -> str:
+    """JSON of a whole row: excluded columns removed, masked ones hidden."""
+    expression = f"to_jsonb({alias}.*)"
+    if spec.excluded:
+        names = ", ".join(quote_literal(name) for name in spec.excluded)
+        expression = f"({expression} - ARRAY[{names}]::text[])"
+    masked = [column for column in spec.columns if column.masked]
+    if masked:
+        pairs = ", ".join(
+            f"{quote_literal(column.name)}, {_masked(f'{alias}.{quote_ident(column.name)}')}" for column in masked
+        )
+        expression = f"({expression} || jsonb_build_object({pairs}))"
+    return expression
+
+
+def _diff(spec: AuditSpec, old: str, new: str) -> str:
+    """JSON ``{column: [old, new]}`` of the changed columns of one row pair."""
+    parts = []
+    for column in spec.columns:
+        before = f"{old}.{quote_ident(column.name)}"
+        after = f"{new}.{quote_ident(column.name)}"
+        if column.comparable:
+            changed = f"{before} IS DISTINCT FROM {after}"
+        else:
+            changed = f"{before}::text IS DISTINCT FROM {after}::text"
+        if column.masked:
+            before, after = _masked(before), _masked(after)
+        pair = f"jsonb_build_object({quote_literal(column.name)}, jsonb_build_array({before}, {after}))"
+        parts.append(f"(CASE WHEN {changed} THEN {pair} ELSE '{{}}'::jsonb END)")
+    if not parts:
+        return "'{}'::jsonb"
+    return "\n        || ".join(parts)
+
+
+def _insert_columns(spec: AuditSpec) -> str:
+    log = spec.log_columns
+    names = [
+        log.content_type,
+        log.object_id,
+        log.action,
+        log.at,
+        log.changes,
+        log.transaction_id,
+        log.table_name,
+        *(name for name, _ in spec.context.columns),
+    ]
+    return ", ".join(quote_ident(name) for name in names)
+
+
+def _unknown_context() -> str:
+    # Who wrote without a context: enough to find the session or program.
+    return (
+        "jsonb_build_object('db_user', session_user::text, 'current_user', current_user::text, "
+        "'application_name', current_setting('application_name'), "
+        "'client_addr', inet_client_addr()::text, 'backend_pid', pg_backend_pid())"
+    )
+
+
+def _variable(index: int) -> str:
+    # Positional names cannot clash with a column name in the queries below.
+    return f"_al_c{index}"
+
+
+def _select(spec: AuditSpec, *, object_id: str, action: str, changes: str) -> str:
+    values = [
+        "_al_ct",
+        f"{object_id}::{spec.object_id_type}",
+        quote_literal(action),
+        "statement_timestamp()",
+        changes,
+        "_al_txid",
+        quote_literal(spec.table),
+        *(_variable(i) for i in range(len(spec.context.columns))),
+    ]
+    return "SELECT " + ", ".join(values)
+
+
+def _require(spec: AuditSpec, rows: str) -> str:
+    if not spec.require_context:
+        return ""
+    hint = (
+        "Make the change inside audit_log.context.audit_context(...), in a request that passes "
+        "through audit_log.middleware.RequestContextMiddleware or in an AuditLoggedCommand; "
+        "or set AUDIT_LOG_REQUIRE_CONTEXT = False and run manage.py audit_log_install."
+    )
+    table = quote_literal(quote_ident(spec.table))
+    return f"""
+    IF _al_missing AND EXISTS (SELECT FROM {rows}) THEN
+      RAISE EXCEPTION 'audit_log: % on table % without an audit context', TG_OP, {table}
+        USING HINT = {quote_literal(hint)};
+    END IF;"""
+
+
+def function_body(spec: AuditSpec) -> str:
+    """Return the plpgsql body of the trigger function for ``spec``.
+
+    One statement-level function serves all four triggers of the table. A
+    call reads the context row and the content type in one query, then logs
+    the whole statement with a single ``INSERT ... SELECT`` over the
+    transition table(s): two queries for one row or for 10,000.
+
+    Args:
+        spec: The audited table.
+
+    Returns:
+        The function body, exactly as ``pg_proc.prosrc`` stores it.
+    """
+    context = spec.context
+    names = [name for name, _ in context.columns]
+    type_var = _variable(names.index(context.context_type))
+    json_var = _variable(names.index(context.context))
+    declarations = "".join(f"\n  {_variable(i)} {sql_type};" for i, (_, sql_type) in enumerate(context.columns))
+    variables = ", ".join(_variable(i) for i in range(len(names)))
+    columns = ", ".join(f"_al_ctx.{quote_ident(name)}" for name in names)
+    fallbacks = "".join(
+        f"\n  {_variable(names.index(name))} := coalesce({_variable(names.index(name))}, {constant});"
+        for name, constant in context.fallbacks
+        if name in names
+    )
+    ct = spec.content_type
+    ct_lookup = (
+        f'SELECT "id" FROM {quote_ident(ct.table)} '
+        f'WHERE "app_label" = {quote_literal(ct.app_label)} AND "model" = {quote_literal(ct.model)}'
+    )
+    ct_create = f"{quote_ident(CONTENT_TYPE_FUNCTION)}({quote_literal(ct.app_label)}, {quote_literal(ct.model)})"
+    qtable = quote_ident(spec.table)
+    pk = quote_ident(spec.pk)
+    insert = f"INSERT INTO {quote_ident(spec.log_table)} ({_insert_columns(spec)})"
+    new_rows, old_rows = quote_ident(NEW_ROWS), quote_ident(OLD_ROWS)
+    rn = _unique_alias("_al_rn", (column.name for column in spec.columns))
+
+    def log_rows(action: str, rows: str, alias: str) -> str:
+        select = _select(spec, object_id=f"{alias}.{pk}", action=action, changes=_snapshot(spec, alias))
+        return f"{insert}\n    {select}\n    FROM {rows} AS {alias};"
+
+    select_update = _select(spec, object_id="_al_d.object_id", action="UPDATE", changes="_al_d.changes")
+    body = f"""
+DECLARE
+  _al_txid bigint := txid_current();
+  _al_ct integer;
+  _al_missing boolean;{declarations}
+BEGIN
+  -- The temporary context table exists only in sessions that entered a
+  -- context. One query reads it and the content type.
+  IF to_regclass({quote_literal("pg_temp." + quote_ident(context.table))}) IS NOT NULL THEN
+    SELECT {columns}, ({ct_lookup}) INTO {variables}, _al_ct
+    FROM pg_temp.{quote_ident(context.table)} AS _al_ctx LIMIT 1;
+  END IF;
+  IF _al_ct IS NULL THEN
+    -- Content types may not exist yet: data migrations run before post_migrate.
+    _al_ct := coalesce(({ct_lookup}), {ct_create});
+  END IF;
+  _al_missing := {type_var} IS NULL;
+  IF _al_missing THEN
+    {type_var} := {quote_literal(UNKNOWN_CONTEXT_TYPE)};
+    {json_var} := {_unknown_context()};
+  END IF;{fallbacks}
+  IF TG_OP = 'INSERT' THEN{_require(spec, new_rows)}
+    {log_rows("INSERT", new_rows, "_al_n")}
+  ELSIF TG_OP = 'UPDATE' THEN{_require(spec, new_rows)}
+    -- Old and new transition rows are stored pairwise in the same order, so
+    -- they are paired by position: right even when a primary key changes.
+    -- OFFSET 0 keeps the diff from being computed twice (filter and select).
+    {insert}
+    {select_update}
+    FROM (
+      SELECT _al_n.{pk} AS object_id,
+        {_diff(spec, "_al_o", "_al_n")} AS changes
+      FROM (SELECT row_number() OVER () AS {rn}, * FROM {old_rows}) AS _al_o
+      JOIN (SELECT row_number() OVER () AS {rn}, * FROM {new_rows}) AS _al_n ON _al_o.{rn} = _al_n.{rn}
+      OFFSET 0
+    ) AS _al_d
+    WHERE _al_d.changes <> '{{}}'::jsonb;
+  ELSIF TG_OP = 'DELETE' THEN{_require(spec, old_rows)}
+    {log_rows("DELETE", old_rows, "_al_o")}
+  ELSIF TG_OP = 'TRUNCATE' THEN{_require(spec, qtable)}
+    -- TRUNCATE fires no row triggers: log every row it is about to remove.
+    {log_rows("DELETE", qtable, "_al_o")}
+  END IF;
+  RETURN NULL;
+END
+"""
+    if _BODY_TAG in body:
+        raise ValueError(f"A name of table {spec.table!r} contains {_BODY_TAG}, which cannot be quoted safely")
+    return body
+
+
+def create_content_type_function(content_type_table: str) -> str:
+    """Return the shared helper that creates a missing content type and returns its id."""
+    table = quote_ident(content_type_table)
+    body = f"""
+DECLARE
+  _al_id integer;
+BEGIN
+  INSERT INTO {table} ("app_label", "model") VALUES (p_app_label, p_model)
+    ON CONFLICT DO NOTHING RETURNING "id" INTO _al_id;
+  IF _al_id IS NULL THEN
+    SELECT "id" INTO _al_id FROM {table} WHERE "app_label" = p_app_label AND "model" = p_model;
+  END IF;
+  RETURN _al_id;
+END
+"""
+    return (
+        f"CREATE OR REPLACE FUNCTION {quote_ident(CONTENT_TYPE_FUNCTION)}(p_app_label text, p_model text) "
+        f"RETURNS integer LANGUAGE plpgsql SET search_path FROM CURRENT AS {_BODY_TAG}{body}{_BODY_TAG}"
+    )
+
+
+def create_function(spec: AuditSpec) -> str:
+    """Return ``CREATE OR REPLACE FUNCTION`` for the trigger function of ``spec``."""
+    settings = " ".join(f"SET {name} = {value}" for name, value in FUNCTION_SETTINGS)
+    return (
+        f"CREATE OR REPLACE FUNCTION {quote_ident(spec.function)}() RETURNS trigger LANGUAGE plpgsql "
+        f"{settings} SET search_path FROM CURRENT "
+        f"AS {_BODY_TAG}{function_body(spec)}{_BODY_TAG}"
+    )
+
+
+def create_triggers(table: str, function: str) -> list[str]:
+    """Return the four ``CREATE OR REPLACE TRIGGER`` statements for ``table``.
+
+    Args:
+        table: The audited table.
+        function: Its trigger function.
+
+    Returns:
+        INSERT, UPDATE and DELETE triggers (AFTER, per statement, with
+        transition tables) and a BEFORE TRUNCATE trigger.
+    """
+    qtable, qfunction = quote_ident(table), quote_ident(function)
+    old, new = quote_ident(OLD_ROWS), quote_ident(NEW_ROWS)
+    referencing = {
+        "INSERT": f"REFERENCING NEW TABLE AS {new}",
+        "UPDATE": f"REFERENCING OLD TABLE AS {old} NEW TABLE AS {new}",
+        "DELETE": f"REFERENCING OLD TABLE AS {old}",
+    }
+    statements = []
+    for event, name in TRIGGER_NAMES.items():
+        timing = "BEFORE" if event == "TRUNCATE" else "AFTER"
+        clause = referencing.get(event, "")
+        statements.append(
+            f"CREATE OR REPLACE TRIGGER {quote_ident(name)} {timing} {event} ON {qtable} "
+            f"{clause + ' ' if clause else ''}FOR EACH STATEMENT EXECUTE FUNCTION {qfunction}()"
+        )
+    return statements
+
+
+def install(spec: AuditSpec) -> list[str]:
+    """Return every statement that installs (or refreshes) the triggers of ``spec``."""
+    return [
+        create_content_type_function(spec.content_type.table),
+        create_function(spec),
+        *create_triggers(spec.table, spec.function),
+    ]
+
+
+def uninstall(table: str) -> list[str]:
+    """Return the statements that remove the triggers and function of ``table``.
+
+    Both tolerate objects that are already gone.
+    """
+    qtable = quote_ident(table)
+    statements = [f"DROP TRIGGER IF EXISTS {quote_ident(name)} ON {qtable}" for name in TRIGGER_NAMES.values()]
+    statements.append(f"DROP FUNCTION IF EXISTS {quote_ident(function_name(table))}()")
+    return statements
+
+
+# --- the temporary context table ------------------------------------------
+
+
+def create_context_table(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    """Return ``CREATE TEMPORARY TABLE IF NOT EXISTS`` for the context table.
+
+    The table has no constraints: it holds at most one row, written by this
+    package, and constraint checks would only cost time on every request.
+    """
+    definition = ", ".join(f"{quote_ident(name)} {sql_type}" for name, sql_type in columns)
+    return f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote_ident(table)} ({definition})"
+
+
+def clear_context(table: str) -> str:
+    """Return the statement that empties the context table."""
+    return f"DELETE FROM pg_temp.{quote_ident(table)}"
+
+
+def fill_context(table: str, columns: Sequence[str]) -> str:
+    """Return ``INSERT`` of one context row, with ``%s`` placeholders for the values."""
+    names = ", ".join(quote_ident(name) for name in columns)
+    placeholders = ", ".join("%s" for _ in columns)
+    return f"INSERT INTO pg_temp.{quote_ident(table)} ({names}) VALUES ({placeholders})"
+
+
+def escape_percent(statement: str) -> str:
+    """Double ``%`` so a statement survives DB-API parameter interpolation."""
+    return statement.replace("%", "%%")
+
+
+# --- introspection, for status checks ---------------------------------------
+
+INSTALLED_FUNCTIONS = """
+SELECT p.proname, p.prosrc, coalesce(p.proconfig, ARRAY[]::text[])
+FROM pg_proc AS p
+WHERE p.pronamespace = ANY (current_schemas(false)::regnamespace[]) AND p.proname LIKE 'audit\\_log\\_%%'
+"""
+
+INSTALLED_TRIGGERS = """
+SELECT c.relname, t.tgname, p.proname, t.tgenabled
+FROM pg_trigger AS t
+JOIN pg_class AS c ON c.oid = t.tgrelid
+JOIN pg_proc AS p ON p.oid = t.tgfoid
+WHERE NOT t.tgisinternal AND t.tgname LIKE 'audit\\_log\\_%%'
+  AND c.relnamespace = ANY (current_schemas(false)::regnamespace[])
+"""

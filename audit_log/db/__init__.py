@@ -1,0 +1,1 @@
+"""Database backend and migration operations."""

@@ -1,0 +1,255 @@
+"""Abstract models: the context, the log entry, and the base class of audited models."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.postgres.indexes import BrinIndex
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from .conf import conf
+from .fields import AuditLogsField
+from .serialization import jsonable
+
+if TYPE_CHECKING:
+    from django.core.management.base import BaseCommand
+
+#: ``context_type`` the request middleware records.
+HTTP_REQUEST = "http-request"
+#: ``context_type`` that ``AuditLoggedCommand`` records.
+MANAGEMENT_COMMAND = "management-command"
+
+
+def uuid7() -> uuid.UUID:
+    """Return a time-ordered UUID (RFC 9562, version 7).
+
+    Context ids grow with time, so the log's BRIN index on ``context_id``
+    finds one request's entries without a B-tree on the write path.
+    """
+    milliseconds = time.time_ns() // 1_000_000
+    random = int.from_bytes(os.urandom(10), "big")
+    value = (milliseconds & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76  # version
+    value |= ((random >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62  # variant
+    value |= random & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
+
+
+def user_label(user: Any) -> str:
+    """Return a readable snapshot of ``user`` that outlives the user row."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return ""
+    get_username = getattr(user, "get_username", None)
+    label = get_username() if callable(get_username) else str(user)
+    return str(label)[:255]
+
+
+class BaseContext(models.Model):
+    """Who and where: the context copied onto every log entry written inside it.
+
+    Subclass it in your app with ``Meta.managed = False`` and name the subclass
+    in ``AUDIT_LOG_CONTEXT_MODEL``. Its fields define a TEMPORARY table that the
+    triggers read; every concrete field must also exist, with the same column
+    name, on the log-entry model (a system check verifies this). Add fields to
+    both models to record more, and override :meth:`create_from_request` or
+    :meth:`create_from_management_command` to fill them.
+    """
+
+    context_id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    context_type = models.CharField(max_length=64)
+    context = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    performed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    performed_by_label = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def create_from_request(cls, request: HttpRequest) -> Self:
+        """Build the context of an HTTP request (not saved: the triggers read it lazily).
+
+        Called by ``RequestContextMiddleware`` at the request's first write, so
+        requests that write nothing pay nothing.
+
+        Args:
+            request: The current request.
+
+        Returns:
+            An unsaved context instance.
+        """
+        user = getattr(request, "user", None)
+        if user is not None and not user.is_authenticated:
+            user = None
+        return cls(
+            context_type=HTTP_REQUEST,
+            performed_by=user,
+            performed_by_label=user_label(user),
+            context={
+                "method": request.method,
+                "path": request.path,
+                "query_params": {key: request.GET.getlist(key) for key in request.GET},
+                "remote_addr": request.META.get("REMOTE_ADDR"),
+            },
+        )
+
+    @classmethod
+    def create_from_management_command(
+        cls,
+        command_cls: type[BaseCommand],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> Self:
+        """Build the context of a management command run.
+
+        Args:
+            command_cls: The command's class.
+            args: Its positional arguments.
+            kwargs: Its options; values that JSON cannot hold (files, dates,
+                paths ...) are converted to text.
+
+        Returns:
+            An unsaved context instance.
+        """
+        return cls(
+            context_type=MANAGEMENT_COMMAND,
+            context={
+                "command": command_name(command_cls),
+                "args": jsonable(list(args)),
+                "kwargs": jsonable({key: value for key, value in kwargs.items() if key not in {"stdout", "stderr"}}),
+            },
+        )
+
+
+def command_name(command_cls: type[BaseCommand]) -> str:
+    """Return the name a command is run by (its module's last component)."""
+    return command_cls.__module__.rsplit(".", 1)[-1]
+
+
+class Action(models.TextChoices):
+    """What a log entry records. Stored values are the SQL verbs."""
+
+    INSERT = "INSERT", _("Created")
+    UPDATE = "UPDATE", _("Changed")
+    DELETE = "DELETE", _("Deleted")
+
+
+class LogEntryQuerySet(models.QuerySet[Any]):
+    """Query helpers for log entries."""
+
+    def for_object(self, obj: models.Model) -> Self:
+        """Entries of one object (of its concrete model)."""
+        content_type = ContentType.objects.db_manager(self.db).get_for_model(obj)
+        return self.filter(content_type=content_type, object_id=str(obj.pk))
+
+    def for_model(self, model: type[models.Model]) -> Self:
+        """Entries of every object of ``model``."""
+        return self.filter(content_type=ContentType.objects.db_manager(self.db).get_for_model(model))
+
+    def changed(self, column: str) -> Self:
+        """Entries whose ``changes`` mention ``column`` (inserts and deletes mention all)."""
+        return self.filter(changes__has_key=column)
+
+    def same_transaction_as(self, entry: BaseLogEntry) -> Self:
+        """Entries written in the same database transaction as ``entry``."""
+        return self.filter(transaction_id=entry.transaction_id)
+
+
+class BaseLogEntry(models.Model):
+    """One INSERT, UPDATE or DELETE of one row, written by the triggers.
+
+    Subclass it in your app and name the subclass in ``AUDIT_LOG_ENTRY_MODEL``.
+    ``object_id`` is text, so integer, bigint, UUID and text primary keys share
+    one table. Every concrete field of the context model is copied here too.
+    Nothing here has a database foreign key: deleting a user, a content type or
+    the logged object never deletes or rewrites an entry.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    content_type = models.ForeignKey(
+        ContentType,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # covered by the (content_type, object_id, id) index
+        related_name="+",
+    )
+    # Collation "C": the per-object index compares bytes, not locale rules.
+    object_id = models.TextField(db_collation="C")
+    log_object = GenericForeignKey("content_type", "object_id")
+    table_name = models.CharField(max_length=255)
+    action = models.CharField(max_length=6, choices=Action.choices)
+    at = models.DateTimeField()
+    changes = models.JSONField(encoder=DjangoJSONEncoder)
+    transaction_id = models.BigIntegerField()
+
+    # Copied from the context.
+    context_id = models.UUIDField(null=True, blank=True)
+    context_type = models.CharField(max_length=64)
+    context = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    performed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    performed_by_label = models.CharField(max_length=255, blank=True, default="")
+
+    objects = LogEntryQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        ordering = ("-id",)
+        verbose_name = _("audit log entry")
+        verbose_name_plural = _("audit log entries")
+        # Every index costs every audited write, so only the per-object history
+        # (and the user filter, through the foreign key's index) get B-trees.
+        # Time, transaction ids and (time-ordered) context ids grow with the
+        # log, so BRIN indexes find them for a fraction of a B-tree's write
+        # cost and size. (Not autosummarize: it made bulk inserts ~2x slower;
+        # autovacuum summarizes new ranges of an insert-only table anyway.)
+        indexes = [
+            models.Index(fields=["content_type", "object_id", "id"]),
+            BrinIndex(fields=["at"], pages_per_range=32),
+            BrinIndex(fields=["transaction_id"], pages_per_range=32),
+            BrinIndex(fields=["context_id"], pages_per_range=32),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.table_name} #{self.object_id} ({self.at:%Y-%m-%d %H:%M:%S})"
+
+    @property
+    def context_type_label(self) -> str:
+        """Display label of ``context_type`` (``AUDIT_LOG_CONTEXT_TYPE_CHOICES``, else the value)."""
+        return conf.context_type_choices.get(self.context_type, self.context_type)
+
+
+class AuditLoggedModel(models.Model):
+    """Base class of audited models: every INSERT, UPDATE and DELETE of the table is logged.
+
+    Adds ``audit_logs``, the reverse generic relation to the log entries.
+    """
+
+    audit_logs = AuditLogsField()
+
+    class Meta:
+        abstract = True

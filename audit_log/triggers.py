@@ -1,0 +1,323 @@
+"""From models to triggers: which tables are audited, their trigger specs, install and uninstall."""
+
+from __future__ import annotations
+
+import decimal
+import json
+import re
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps as global_apps
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db import router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.models import Field, Model
+
+from . import sql
+from .conf import conf
+from .fields import AuditLogsField
+from .loading import get_context_model, get_log_entry_model
+
+_BASE_TYPE = re.compile(r"[a-z ]+")
+
+
+def audit_field(model: type[Model]) -> AuditLogsField | None:
+    """Return the ``AuditLogsField`` that makes ``model`` audited, if any.
+
+    A multi-table-inheritance child of an audited model is audited too (its own
+    table holds its own columns), with its parent's options.
+    """
+    for candidate in (model, *model._meta.get_parent_list()):
+        for field in candidate._meta.local_fields:
+            if isinstance(field, AuditLogsField):
+                return field
+    return None
+
+
+def has_table(model: type[Model]) -> bool:
+    """Return True if ``model`` has a table of its own that Django manages."""
+    opts = model._meta
+    return not (opts.abstract or opts.proxy or opts.swapped or not opts.managed)
+
+
+def is_audited(model: type[Model]) -> bool:
+    """Return True if ``model``'s table gets audit triggers."""
+    return has_table(model) and audit_field(model) is not None
+
+
+def audited_models(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None = None) -> list[type[Model]]:
+    """Return the audited models that live on ``connection`` (installed models by default)."""
+    candidates = global_apps.get_models() if models is None else models
+    return [model for model in candidates if is_audited(model) and router.allow_migrate_model(connection.alias, model)]
+
+
+def resolve_columns(model: type[Model], names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Map field names (or attnames, or column names) of ``model`` to column names.
+
+    Returns:
+        ``(columns, unknown)``: the column names found, and the names that
+        match no concrete field.
+    """
+    by_name: dict[str, str] = {}
+    for field in model._meta.concrete_fields:
+        by_name.update({field.name: field.column, field.attname: field.column, field.column: field.column})
+    columns, unknown = [], []
+    for name in names:
+        if name in by_name:
+            columns.append(by_name[name])
+        else:
+            unknown.append(name)
+    return columns, unknown
+
+
+def _is_comparable(db_type: str) -> bool:
+    match = _BASE_TYPE.match(db_type.lower())
+    return not match or match.group(0).strip() not in sql.TYPES_WITHOUT_EQUALITY
+
+
+def _entry_model(audit: AuditLogsField) -> type[Model]:
+    model = audit.remote_field.model
+    # In migrations the field points at the historical entry model; fall back to
+    # the installed one when the relation is still a lazy string.
+    return model if isinstance(model, type) else get_log_entry_model()
+
+
+def _log_columns(entry: type[Model]) -> sql.LogColumns:
+    def column(name: str) -> str:
+        try:
+            return entry._meta.get_field(name).column  # type: ignore[union-attr]  # concrete fields only
+        except FieldDoesNotExist:
+            raise ImproperlyConfigured(
+                f"Log-entry model {entry._meta.label} has no field {name!r}: it must subclass "
+                "audit_log.models.BaseLogEntry."
+            ) from None
+
+    return sql.LogColumns(
+        content_type=column("content_type"),
+        object_id=column("object_id"),
+        action=column("action"),
+        at=column("at"),
+        changes=column("changes"),
+        transaction_id=column("transaction_id"),
+        table_name=column("table_name"),
+    )
+
+
+def context_columns(connection: BaseDatabaseWrapper) -> list[tuple[str, str]]:
+    """Return ``(column, SQL type)`` of every concrete field of the context model."""
+    model = get_context_model()
+    return [(field.column, field.db_type(connection)) for field in model._meta.concrete_fields]  # type: ignore[misc]  # concrete fields have a type
+
+
+def sql_constant(value: Any) -> str | None:
+    """Render a field default as an SQL constant; None if it has no fixed SQL form."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | decimal.Decimal):
+        return sql.quote_literal(str(value))
+    if isinstance(value, str | uuid.UUID):
+        return sql.quote_literal(str(value))
+    if isinstance(value, dict | list):
+        return sql.quote_literal(json.dumps(value)) + "::jsonb"
+    return None
+
+
+def context_fallbacks() -> dict[str, str]:
+    """SQL constants for context columns a write may leave NULL: their non-callable defaults.
+
+    Callable defaults (``uuid4``, ``dict``) are left out on purpose: a fixed
+    value for them would be wrong.
+    """
+    fallbacks = {}
+    for field in get_context_model()._meta.concrete_fields:
+        if field.has_default() and not callable(field.default):
+            constant = sql_constant(field.default)
+            if constant is not None:
+                fallbacks[field.column] = constant
+    return fallbacks
+
+
+def spec_for(
+    model: type[Model],
+    connection: BaseDatabaseWrapper,
+    *,
+    fields: Sequence[Field[Any, Any]] | None = None,
+    audit: AuditLogsField | None = None,
+    entry_columns: Collection[str] | None = None,
+) -> sql.AuditSpec:
+    """Describe the triggers of ``model``'s table.
+
+    Args:
+        model: An audited model (current or historical).
+        connection: The database the triggers are for.
+        fields: The table's concrete fields, when they differ from the model's
+            (during a schema change the model passed in is the old state).
+        audit: The ``AuditLogsField`` whose options apply, when the model does
+            not have it yet (it is being added).
+        entry_columns: The log table's columns, when they differ from the
+            entry model's (the log table is being altered).
+
+    Returns:
+        The trigger spec.
+
+    Raises:
+        ImproperlyConfigured: If the model has a composite primary key, or
+            excludes or masks fields it does not have.
+    """
+    opts = model._meta
+    audit = audit or audit_field(model)
+    if audit is None:
+        raise ImproperlyConfigured(f"{opts.label} is not audited: it has no AuditLogsField.")
+    pk = opts.pk
+    if pk is None or pk.column is None:
+        raise ImproperlyConfigured(f"{opts.label} has a composite primary key, which audit_log does not support.")
+    table_fields = [field for field in (opts.local_concrete_fields if fields is None else fields) if field.column]
+    excluded, unknown = resolve_columns(model, audit.exclude)
+    masked, unknown_masked = resolve_columns(model, audit.mask)
+    if unknown or unknown_masked:
+        raise ImproperlyConfigured(
+            f"{opts.label}.{audit.name} names fields that do not exist: {', '.join(unknown + unknown_masked)}."
+        )
+    columns = tuple(
+        sql.Column(
+            name=field.column,
+            comparable=_is_comparable(field.db_type(connection) or ""),
+            masked=field.column in masked,
+        )
+        for field in table_fields
+        if field.column not in excluded and field.db_type(connection) is not None
+    )
+    entry = _entry_model(audit)
+    if entry_columns is None:
+        entry_columns = {field.column for field in entry._meta.concrete_fields}
+    copied = tuple((name, sql_type) for name, sql_type in context_columns(connection) if name in entry_columns)
+    return sql.AuditSpec(
+        table=opts.db_table,
+        pk=pk.column,
+        columns=columns,
+        excluded=tuple(excluded),
+        log_table=entry._meta.db_table,
+        log_columns=_log_columns(entry),
+        object_id_type=entry._meta.get_field("object_id").db_type(connection) or "text",  # type: ignore[union-attr]
+        content_type=sql.ContentTypeTable(
+            table=ContentType._meta.db_table, app_label=opts.app_label, model=opts.model_name
+        ),
+        context=sql.ContextColumns(
+            table=get_context_model()._meta.db_table,
+            columns=copied,
+            fallbacks=tuple(context_fallbacks().items()),
+        ),
+        require_context=conf.require_context,
+    )
+
+
+def install(schema_editor: BaseDatabaseSchemaEditor, model: type[Model], **options: Any) -> None:
+    """Install (or refresh) the audit triggers of ``model``'s table.
+
+    Idempotent: the function is created or replaced and so are the triggers.
+    Runs through the schema editor, so ``sqlmigrate`` shows the statements.
+
+    Args:
+        schema_editor: The schema editor of the running migration.
+        model: The audited model.
+        **options: Passed to :func:`spec_for`.
+    """
+    for statement in sql.install(spec_for(model, schema_editor.connection, **options)):
+        schema_editor.execute(statement, params=None)
+
+
+def uninstall(schema_editor: BaseDatabaseSchemaEditor, table: str) -> None:
+    """Remove the audit triggers and function of ``table`` (tolerates their absence)."""
+    for statement in sql.uninstall(table):
+        schema_editor.execute(statement, params=None)
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    """What the database has for one audited (or formerly audited) table.
+
+    Attributes:
+        table: The table name.
+        model: The model label, or "" for a table no model audits any more.
+        state: ``"ok"``, ``"missing"``, ``"outdated"``, ``"disabled"`` or
+            ``"orphaned"`` (triggers left on a table no model audits).
+        detail: What differs, for humans.
+    """
+
+    table: str
+    model: str
+    state: str
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True if the table's triggers are installed and current."""
+        return self.state == "ok"
+
+
+def status(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None = None) -> list[TableStatus]:
+    """Compare the triggers in the database with what the audited models need.
+
+    Args:
+        connection: The database to inspect.
+        models: Models to consider; by default every installed model.
+
+    Returns:
+        One status per audited table, plus one per orphaned trigger function.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql.INSTALLED_FUNCTIONS)
+        functions = {name: (source, config) for name, source, config in cursor.fetchall()}
+        cursor.execute(sql.INSTALLED_TRIGGERS)
+        triggers = {(table, name): (function, enabled) for table, name, function, enabled in cursor.fetchall()}
+    wanted_settings = {f"{name}={value}" for name, value in sql.FUNCTION_SETTINGS}
+    results = []
+    expected_functions = set()
+    for model in audited_models(connection, models):
+        spec = spec_for(model, connection)
+        expected_functions.add(spec.function)
+        label = model._meta.label
+        problems = []
+        if spec.function not in functions:
+            results.append(TableStatus(spec.table, label, "missing", f"function {spec.function} does not exist"))
+            continue
+        source, config = functions[spec.function]
+        if source != sql.function_body(spec):
+            problems.append("function body differs from what the model needs")
+        if not wanted_settings <= set(config):
+            problems.append("function settings differ")
+        missing = [name for name in sql.TRIGGER_NAMES.values() if (spec.table, name) not in triggers]
+        wrong = [
+            name
+            for name in sql.TRIGGER_NAMES.values()
+            if (spec.table, name) in triggers and triggers[(spec.table, name)][0] != spec.function
+        ]
+        disabled = [
+            name
+            for name in sql.TRIGGER_NAMES.values()
+            if (spec.table, name) in triggers and triggers[(spec.table, name)][1] == "D"
+        ]
+        if missing:
+            results.append(TableStatus(spec.table, label, "missing", "missing triggers: " + ", ".join(missing)))
+        elif disabled:
+            results.append(TableStatus(spec.table, label, "disabled", "disabled triggers: " + ", ".join(disabled)))
+        elif wrong or problems:
+            problems += [f"trigger {name} calls another function" for name in wrong]
+            results.append(TableStatus(spec.table, label, "outdated", "; ".join(problems)))
+        else:
+            results.append(TableStatus(spec.table, label, "ok"))
+    orphans: dict[str, set[str]] = {}
+    for (table, name), (function, _) in triggers.items():
+        if function not in expected_functions and name in sql.TRIGGER_NAMES.values():
+            orphans.setdefault(table, set()).add(function)
+    for table, names in sorted(orphans.items()):
+        detail = f"triggers call {', '.join(sorted(names))}, but no installed model audits this table"
+        results.append(TableStatus(table, "", "orphaned", detail))
+    return results

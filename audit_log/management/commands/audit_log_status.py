@@ -1,0 +1,42 @@
+"""``manage.py audit_log_status``: are the audit triggers installed and current?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from ... import triggers
+
+
+class Command(BaseCommand):
+    help = (
+        "List audited tables and whether their triggers are installed and current in the database. "
+        "Exits with status 1 if any table has drifted."
+    )
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias (default: %(default)s).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        connection = connections[options["database"]]
+        results = triggers.status(connection)
+        if not results:
+            self.stdout.write("No audited tables.")
+            return
+        width = max(len(result.table) for result in results)
+        for result in results:
+            style = self.style.SUCCESS if result.ok else self.style.ERROR
+            line = f"{result.table:<{width}}  {style(result.state):<10}  {result.model}"
+            if result.detail:
+                line += f"  ({result.detail})"
+            self.stdout.write(line)
+        drifted = [result for result in results if not result.ok]
+        if drifted:
+            raise CommandError(
+                f"{len(drifted)} of {len(results)} audited tables have drifted. Run migrate, or "
+                "`manage.py audit_log_install` to reinstall the triggers.",
+                returncode=1,
+            )

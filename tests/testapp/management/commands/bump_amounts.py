@@ -1,0 +1,20 @@
+from decimal import Decimal
+
+from django.core.management.base import CommandParser
+
+from audit_log.management.base import AuditLoggedCommand
+from tests.testapp.models import Invoice
+
+
+class Command(AuditLoggedCommand):
+    help = "Add an amount to every invoice (test command)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("amount", type=Decimal)
+        parser.add_argument("--since", default=None)
+        parser.add_argument("--report", type=open, default=None)
+
+    def handle(self, *args, **options):
+        for invoice in Invoice.objects.all():
+            invoice.amount += options["amount"]
+            invoice.save(update_fields=["amount"])

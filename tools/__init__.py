@@ -1,0 +1,1 @@
+"""Development helpers for this repository (not part of the installed package)."""

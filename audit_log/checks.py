@@ -1,8 +1,13 @@
-"""System checks: misconfiguration is reported by ``manage.py check`` with an id and a hint."""
+"""System checks: misconfiguration is reported by ``manage.py check`` with an id and a hint.
+
+Each ``check_*`` function is registered with Django; each takes what it checks
+from the installed project and hands it to a ``_check_*`` helper that takes
+its inputs as arguments.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.apps import apps
@@ -10,6 +15,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.utils.module_loading import import_string
 
@@ -20,6 +26,7 @@ from .loading import get_context_model, get_log_entry_model
 CHECK_TAG = "audit_log"
 
 _INTEGER_TYPES = {"integer", "bigint", "smallint", "serial", "bigserial", "smallserial"}
+_BOOLEAN_SETTINGS = ("AUDIT_LOG_REQUIRE_CONTEXT", "AUDIT_LOG_TRANSACTION_POOLING")
 
 
 def register() -> None:
@@ -30,7 +37,10 @@ def register() -> None:
     checks.register(check_middleware, CHECK_TAG)
 
 
-def _model_setting(setting: str, loader: Any, error_id: str) -> tuple[type[Model] | None, list[checks.CheckMessage]]:
+# --- settings and the two configured models ------------------------------------
+
+
+def _load(setting: str, loader: Any, error_id: str) -> tuple[type[Model] | None, list[checks.CheckMessage]]:
     try:
         return loader(), []
     except ImproperlyConfigured as error:
@@ -40,14 +50,20 @@ def _model_setting(setting: str, loader: Any, error_id: str) -> tuple[type[Model
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Check the ``AUDIT_LOG_*`` settings and the two models they name."""
+    context_model, errors = _load("AUDIT_LOG_CONTEXT_MODEL", get_context_model, "audit_log.E001")
+    entry_model, problems = _load("AUDIT_LOG_ENTRY_MODEL", get_log_entry_model, "audit_log.E002")
+    errors += problems
+    errors += _check_models_pair(context_model, entry_model)
+    errors += _check_plain_settings(
+        {name: getattr(settings, name) for name in dir(settings) if name.startswith("AUDIT_LOG_")}
+    )
+    return errors
+
+
+def _check_models_pair(context_model: type[Model] | None, entry_model: type[Model] | None) -> list[checks.CheckMessage]:
     from .models import BaseContext, BaseLogEntry
 
     errors: list[checks.CheckMessage] = []
-    context_model, problems = _model_setting("AUDIT_LOG_CONTEXT_MODEL", get_context_model, "audit_log.E001")
-    errors += problems
-    entry_model, problems = _model_setting("AUDIT_LOG_ENTRY_MODEL", get_log_entry_model, "audit_log.E002")
-    errors += problems
-
     if context_model is not None and not issubclass(context_model, BaseContext):
         errors.append(
             checks.Error(
@@ -71,30 +87,53 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     if context_model is not None and context_model._meta.managed:
         errors.append(
             checks.Error(
-                f"The context model {context_model._meta.label} is managed, so migrate would create a "
-                "permanent table for it; the context lives in a temporary table.",
+                f"The context model {context_model._meta.label} is managed, so migrate would create a permanent "
+                "table for it; the context lives in a temporary table.",
                 hint="Add `class Meta: managed = False` to the context model and run makemigrations.",
                 obj=context_model,
                 id="audit_log.E005",
             )
         )
-    if context_model is not None and entry_model is not None:
-        entry_columns = {field.column for field in entry_model._meta.concrete_fields}
-        missing = [f.name for f in context_model._meta.concrete_fields if f.column not in entry_columns]
-        if missing:
-            errors.append(
-                checks.Error(
-                    f"Context fields {', '.join(missing)} of {context_model._meta.label} are missing from "
-                    f"{entry_model._meta.label}: the triggers copy every context field onto each entry.",
-                    hint=f"Add the same fields (same column names) to {entry_model._meta.label}, then run "
-                    "makemigrations and migrate.",
-                    obj=entry_model,
-                    id="audit_log.E006",
-                )
+    if context_model is None or entry_model is None:
+        return errors
+    entry_columns = {field.column for field in entry_model._meta.concrete_fields}
+    missing = [field.name for field in context_model._meta.concrete_fields if field.column not in entry_columns]
+    if missing:
+        errors.append(
+            checks.Error(
+                f"Context fields {', '.join(missing)} of {context_model._meta.label} are missing from "
+                f"{entry_model._meta.label}: the triggers copy every context field onto each entry.",
+                hint=f"Add the same fields (same column names) to {entry_model._meta.label}, then run "
+                "makemigrations and migrate.",
+                obj=entry_model,
+                id="audit_log.E006",
             )
+        )
+    fallbacks = triggers.context_fallbacks(context_model)
+    unfillable = [
+        field.name
+        for field in entry_model._meta.concrete_fields
+        if field.column in {f.column for f in context_model._meta.concrete_fields}
+        and not field.null
+        and field.column not in fallbacks
+        and field.name not in {"context_type", "context"}
+    ]
+    if unfillable:
+        errors.append(
+            checks.Error(
+                f"{entry_model._meta.label} fields {', '.join(unfillable)} are NOT NULL, but changes made without a "
+                "context have no value for them.",
+                hint="Make them null=True, or give the context model's fields a constant default.",
+                obj=entry_model,
+                id="audit_log.E013",
+            )
+        )
+    return errors
 
-    raw_choices = getattr(settings, "AUDIT_LOG_CONTEXT_TYPE_CHOICES", ())
-    if not _is_choices(raw_choices):
+
+def _check_plain_settings(values: Mapping[str, Any]) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    if not _is_choices(values.get("AUDIT_LOG_CONTEXT_TYPE_CHOICES", ())):
         errors.append(
             checks.Error(
                 "AUDIT_LOG_CONTEXT_TYPE_CHOICES must be a dict or a sequence of (value, label) pairs.",
@@ -102,11 +141,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="audit_log.E011",
             )
         )
-    for name in ("AUDIT_LOG_REQUIRE_CONTEXT", "AUDIT_LOG_TRANSACTION_POOLING"):
-        if not isinstance(getattr(settings, name, False), bool):
-            errors.append(
-                checks.Error(f"{name} must be True or False.", hint=f"Set {name} to a bool.", id="audit_log.E012")
-            )
+    errors += [
+        checks.Error(f"{name} must be True or False.", hint=f"Set {name} to a bool.", id="audit_log.E012")
+        for name in _BOOLEAN_SETTINGS
+        if not isinstance(values.get(name, False), bool)
+    ]
     return errors
 
 
@@ -118,126 +157,143 @@ def _is_choices(value: Any) -> bool:
     return all(isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2 for pair in value)
 
 
+# --- audited models --------------------------------------------------------------
+
+
 def check_models(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Check every audited model: primary key, excluded and masked fields, object-id type."""
-    errors: list[checks.CheckMessage] = []
     try:
-        entry_model = get_log_entry_model()
-        object_id_type = entry_model._meta.get_field("object_id").db_type(connections["default"]) or ""
-    except Exception:  # noqa: BLE001  # reported by check_settings
-        entry_model, object_id_type = None, ""
-    for model in apps.get_models():
-        if not triggers.is_audited(model):
-            continue
-        audit = triggers.audit_field(model)
-        assert audit is not None  # is_audited
-        pk = model._meta.pk
-        if pk is None or pk.column is None:
-            errors.append(
-                checks.Error(
-                    f"{model._meta.label} has a composite primary key; audit_log logs one object id per row.",
-                    hint="Give the model a single-column primary key, or stop auditing it.",
-                    obj=model,
-                    id="audit_log.E008",
-                )
-            )
-            continue
-        _, unknown = triggers.resolve_columns(model, (*audit.exclude, *audit.mask))
-        if unknown:
-            errors.append(
-                checks.Error(
-                    f"{model._meta.label}.{audit.name} excludes or masks unknown fields: {', '.join(unknown)}.",
-                    hint="Use names of concrete fields of the model.",
-                    obj=model,
-                    id="audit_log.E009",
-                )
-            )
-        pk_type = (pk.db_type(connections["default"]) or "").lower()
-        if object_id_type.lower() in _INTEGER_TYPES and pk_type not in _INTEGER_TYPES:
-            errors.append(
-                checks.Error(
-                    f"{model._meta.label} has a {pk_type} primary key, but {entry_model._meta.label}.object_id "
-                    f"is {object_id_type}.",
-                    hint="Make object_id a TextField (the BaseLogEntry default), which holds every key type.",
-                    obj=model,
-                    id="audit_log.E010",
-                )
-            )
+        object_id_type = get_log_entry_model()._meta.get_field("object_id").db_type(connections["default"]) or ""
+    except (ImproperlyConfigured, LookupError):  # reported by check_settings
+        object_id_type = ""
+    if app_configs is None:
+        models: Iterable[type[Model]] = apps.get_models()
+    else:
+        models = (model for app_config in app_configs for model in app_config.get_models())
+    errors: list[checks.CheckMessage] = []
+    for model in models:
+        if triggers.is_audited(model):
+            errors += _check_audited_model(model, object_id_type)
     return errors
+
+
+def _check_audited_model(model: type[Model], object_id_type: str) -> list[checks.CheckMessage]:
+    audit = triggers.audit_field(model)
+    assert audit is not None  # only called for audited models
+    pk = model._meta.pk
+    if pk is None or pk.column is None:
+        return [
+            checks.Error(
+                f"{model._meta.label} has a composite primary key; audit_log logs one object id per row.",
+                hint="Give the model a single-column primary key, or stop auditing it.",
+                obj=model,
+                id="audit_log.E008",
+            )
+        ]
+    errors: list[checks.CheckMessage] = []
+    _, unknown = triggers.resolve_columns(model, (*audit.exclude, *audit.mask))
+    if unknown:
+        errors.append(
+            checks.Error(
+                f"{model._meta.label}.{audit.name} excludes or masks unknown fields: {', '.join(unknown)}.",
+                hint="Use names of concrete fields of the model.",
+                obj=model,
+                id="audit_log.E009",
+            )
+        )
+    pk_type = (pk.rel_db_type(connections["default"]) or "").lower()
+    if object_id_type.lower() in _INTEGER_TYPES and pk_type not in _INTEGER_TYPES:
+        errors.append(
+            checks.Error(
+                f"{model._meta.label} has a {pk_type} primary key, but the log's object_id is {object_id_type}.",
+                hint="Make object_id a TextField (the BaseLogEntry default), which holds every key type.",
+                obj=model,
+                id="audit_log.E010",
+            )
+        )
+    return errors
+
+
+# --- databases ---------------------------------------------------------------------
 
 
 def check_databases(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Check that audited models live on PostgreSQL, with a schema editor that installs triggers."""
+    audited = [model for model in apps.get_models() if triggers.is_audited(model)]
+    errors: list[checks.CheckMessage] = []
+    for alias in connections:
+        models = [model for model in audited if router.allow_migrate_model(alias, model)]
+        errors += _check_connection(connections[alias], models)
+    return errors
+
+
+def _check_connection(connection: BaseDatabaseWrapper, models: Sequence[type[Model]]) -> list[checks.CheckMessage]:
     from .db.backend.schema import AuditLogSchemaEditorMixin
 
+    if not models:
+        return []
+    alias, engine = connection.alias, connection.settings_dict["ENGINE"]
+    if connection.vendor != "postgresql":
+        return [
+            checks.Error(
+                f"Database {alias!r} uses {engine!r}; audit_log needs PostgreSQL.",
+                hint="Use ENGINE 'audit_log.db.backend' (or route audited models to a PostgreSQL database).",
+                id="audit_log.E007",
+            )
+        ]
     errors: list[checks.CheckMessage] = []
-    all_models = [model for model in apps.get_models() if triggers.is_audited(model)]
-    for alias in connections:
-        connection = connections[alias]
-        models = [model for model in all_models if router.allow_migrate_model(alias, model)]
-        if not models:
-            continue
-        if connection.vendor != "postgresql":
-            errors.append(
-                checks.Error(
-                    f"Database {alias!r} uses {connection.settings_dict['ENGINE']!r}; audit_log needs PostgreSQL.",
-                    hint="Use ENGINE 'audit_log.db.backend' (or route audited models to a PostgreSQL database).",
-                    id="audit_log.E007",
-                )
+    if not issubclass(connection.SchemaEditorClass, AuditLogSchemaEditorMixin):
+        names = ", ".join(model._meta.label for model in models[:5])
+        errors.append(
+            checks.Warning(
+                f"Database {alias!r} uses {engine!r}, whose schema editor does not install audit triggers, yet "
+                f"models are audited there ({names}).",
+                hint="Use ENGINE 'audit_log.db.backend', mix AuditLogSchemaEditorMixin into your backend's schema "
+                "editor, or add audit_log.db.migrations.operations.AddAuditLogging operations to your migrations "
+                "(then silence audit_log.W001).",
+                id="audit_log.W001",
             )
-            continue
-        editor_class = connection.SchemaEditorClass
-        if not issubclass(editor_class, AuditLogSchemaEditorMixin):
-            names = ", ".join(model._meta.label for model in models[:5])
-            errors.append(
-                checks.Warning(
-                    f"Database {alias!r} uses {connection.settings_dict['ENGINE']!r}, whose schema editor does "
-                    f"not install audit triggers, yet models are audited there ({names}).",
-                    hint="Use ENGINE 'audit_log.db.backend', mix AuditLogSchemaEditorMixin into your backend's "
-                    "schema editor, or add audit_log.db.migrations.operations.AddAuditLogging operations to "
-                    "your migrations (then silence audit_log.W001).",
-                    id="audit_log.W001",
-                )
+        )
+    if connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS") and not conf.transaction_pooling:
+        errors.append(
+            checks.Warning(
+                f"Database {alias!r} sets DISABLE_SERVER_SIDE_CURSORS, which suggests a transaction-pooling proxy "
+                "such as PgBouncer. There the audit context row and the change can land on different server "
+                "sessions, and changes would be logged with the wrong or no context.",
+                hint="Set AUDIT_LOG_TRANSACTION_POOLING = True if the database is behind transaction pooling; "
+                "otherwise silence audit_log.W002.",
+                id="audit_log.W002",
             )
-        if connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS") and not conf.transaction_pooling:
-            errors.append(
-                checks.Warning(
-                    f"Database {alias!r} sets DISABLE_SERVER_SIDE_CURSORS, which suggests a transaction-pooling "
-                    "proxy such as PgBouncer. There the audit context row and the change can land on different "
-                    "server sessions, and changes would be logged with the wrong or no context.",
-                    hint="Set AUDIT_LOG_TRANSACTION_POOLING = True if the database is behind transaction "
-                    "pooling; otherwise silence audit_log.W002.",
-                    id="audit_log.W002",
-                )
-            )
+        )
     return errors
+
+
+# --- middleware ----------------------------------------------------------------------
 
 
 def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Check that the request middleware comes after authentication, so it sees the user."""
-    from .middleware import RequestContextMiddleware
+    return _check_middleware_order(list(getattr(settings, "MIDDLEWARE", None) or []))
 
-    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
-    positions = {}
-    for index, path in enumerate(middleware):
-        try:
-            positions[import_string(path)] = index
-        except ImportError:
-            continue
-    ours = positions.get(RequestContextMiddleware)
-    if ours is None:
-        return []
+
+def _check_middleware_order(middleware: Sequence[str]) -> list[checks.CheckMessage]:
     from django.contrib.auth.middleware import AuthenticationMiddleware
 
-    auth = next(
-        (
-            index
-            for cls, index in positions.items()
-            if isinstance(cls, type) and issubclass(cls, AuthenticationMiddleware)
-        ),
-        None,
-    )
-    if auth is None or auth > ours:
+    from .middleware import RequestContextMiddleware
+
+    ours = auth = None
+    for index, path in enumerate(middleware):
+        try:
+            cls = import_string(path)
+        except ImportError:
+            continue
+        if not isinstance(cls, type):
+            continue
+        if ours is None and issubclass(cls, RequestContextMiddleware):
+            ours = index
+        if auth is None and issubclass(cls, AuthenticationMiddleware):
+            auth = index
+    if ours is not None and (auth is None or auth > ours):
         return [
             checks.Warning(
                 "RequestContextMiddleware runs before AuthenticationMiddleware, so it cannot record who made a change.",

@@ -175,10 +175,10 @@ class ContextStack:
         if self._busy:
             return execute(statement, params, many, context)
         word = first_word(statement)
-        if word in _READ_ONLY or self._holds(self.frames[-1]):
-            return execute(statement, params, many, context)
         if word == "DISCARD":
             self._witness = None  # DISCARD TEMP/ALL drops the context table
+            return execute(statement, params, many, context)
+        if word in _READ_ONLY or self._holds(self.frames[-1]):
             return execute(statement, params, many, context)
         if conf.transaction_pooling and not self.connection.in_atomic_block:
             # Behind a transaction-pooling proxy, consecutive transactions may
@@ -379,8 +379,8 @@ class audit_context(ContextDecorator):  # noqa: N801  # used like contextlib's l
         return instance
 
     def __exit__(self, *exc_info: object) -> None:
-        frame = self._frames.pop()
-        stack_for(connections[self.using]).pop(frame)
+        stack_for(connections[self.using]).pop(self._frames[-1])  # raises if left out of order
+        self._frames.pop()
 
     async def __aenter__(self) -> BaseContext:
         # The connection belongs to the thread that runs sync ORM code.

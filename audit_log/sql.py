@@ -520,10 +520,13 @@ def clear_context(table: str) -> str:
 
 
 def fill_context(table: str, columns: Sequence[str]) -> str:
-    """Return ``INSERT`` of one context row, with ``%s`` placeholders for the values."""
-    names = ", ".join(quote_ident(name) for name in columns)
+    """Return ``INSERT`` of one context row, with ``%s`` placeholders for the values.
+
+    Meant for ``cursor.execute(statement, params)``, so a ``%`` inside a name is doubled.
+    """
+    names = ", ".join(escape_percent(quote_ident(name)) for name in columns)
     placeholders = ", ".join("%s" for _ in columns)
-    return f"INSERT INTO pg_temp.{quote_ident(table)} ({names}) VALUES ({placeholders})"
+    return f"INSERT INTO pg_temp.{escape_percent(quote_ident(table))} ({names}) VALUES ({placeholders})"
 
 
 def escape_percent(statement: str) -> str:

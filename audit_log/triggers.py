@@ -129,14 +129,17 @@ def sql_constant(value: Any) -> str | None:
     return None
 
 
-def context_fallbacks() -> dict[str, str]:
+def context_fallbacks(context_model: type[Model] | None = None) -> dict[str, str]:
     """SQL constants for context columns a write may leave NULL: their non-callable defaults.
 
-    Callable defaults (``uuid4``, ``dict``) are left out on purpose: a fixed
+    Callable defaults (``uuid7``, ``dict``) are left out on purpose: a fixed
     value for them would be wrong.
+
+    Args:
+        context_model: The context model; default: ``AUDIT_LOG_CONTEXT_MODEL``.
     """
     fallbacks = {}
-    for field in get_context_model()._meta.concrete_fields:
+    for field in (context_model or get_context_model())._meta.concrete_fields:
         if field.has_default() and not callable(field.default):
             constant = sql_constant(field.default)
             if constant is not None:
@@ -185,13 +188,15 @@ def spec_for(
         raise ImproperlyConfigured(
             f"{opts.label}.{audit.name} names fields that do not exist: {', '.join(unknown + unknown_masked)}."
         )
+    # Sorted: the same table gives the same SQL whether its columns came from
+    # the model's declaration or from a migration history that added them later.
     columns = tuple(
         sql.Column(
             name=field.column,
             comparable=_is_comparable(field.db_type(connection) or ""),
             masked=field.column in masked,
         )
-        for field in table_fields
+        for field in sorted(table_fields, key=lambda field: field.column)
         if field.column not in excluded and field.db_type(connection) is not None
     )
     entry = _entry_model(audit)
@@ -202,7 +207,7 @@ def spec_for(
         table=opts.db_table,
         pk=pk.column,
         columns=columns,
-        excluded=tuple(excluded),
+        excluded=tuple(sorted(excluded)),
         log_table=entry._meta.db_table,
         log_columns=_log_columns(entry),
         object_id_type=entry._meta.get_field("object_id").db_type(connection) or "text",  # type: ignore[union-attr]
@@ -279,10 +284,8 @@ def status(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None
         triggers = {(table, name): (function, enabled) for table, name, function, enabled in cursor.fetchall()}
     wanted_settings = {f"{name}={value}" for name, value in sql.FUNCTION_SETTINGS}
     results = []
-    expected_functions = set()
     for model in audited_models(connection, models):
         spec = spec_for(model, connection)
-        expected_functions.add(spec.function)
         label = model._meta.label
         problems = []
         if spec.function not in functions:
@@ -313,9 +316,10 @@ def status(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None
             results.append(TableStatus(spec.table, label, "outdated", "; ".join(problems)))
         else:
             results.append(TableStatus(spec.table, label, "ok"))
+    audited_tables = {result.table for result in results}
     orphans: dict[str, set[str]] = {}
     for (table, name), (function, _) in triggers.items():
-        if function not in expected_functions and name in sql.TRIGGER_NAMES.values():
+        if table not in audited_tables and name in sql.TRIGGER_NAMES.values():
             orphans.setdefault(table, set()).add(function)
     for table, names in sorted(orphans.items()):
         detail = f"triggers call {', '.join(sorted(names))}, but no installed model audits this table"

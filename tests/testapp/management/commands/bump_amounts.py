@@ -13,8 +13,11 @@ class Command(AuditLoggedCommand):
         parser.add_argument("amount", type=Decimal)
         parser.add_argument("--since", default=None)
         parser.add_argument("--report", type=open, default=None)
+        parser.add_argument("--fail", action="store_true", help="raise after the first change")
 
     def handle(self, *args, **options):
         for invoice in Invoice.objects.all():
             invoice.amount += options["amount"]
             invoice.save(update_fields=["amount"])
+            if options["fail"]:
+                raise RuntimeError("command failed")

@@ -35,6 +35,7 @@ from .conf import conf
 from .loading import get_context_model
 from .models import user_label
 from .serialization import jsonable
+from .triggers import column_of
 
 if TYPE_CHECKING:
     from .models import BaseContext
@@ -218,10 +219,10 @@ class ContextStack:
             instance = frame.context.get()
             model = type(instance)
             fields = model._meta.concrete_fields
-            columns = [(f.column, f.db_type(connection)) for f in fields]
+            columns = [(column_of(f), f.db_type(connection) or "") for f in fields]
             params = [f.get_db_prep_save(getattr(instance, f.attname), connection) for f in fields]
             table = model._meta.db_table
-            create = sql.create_context_table(table, columns)  # type: ignore[arg-type]  # concrete fields have a type
+            create = sql.create_context_table(table, columns)
             if conf.transaction_pooling:
                 # Rows must never outlive the transaction: the server session is shared.
                 create += " ON COMMIT DELETE ROWS"

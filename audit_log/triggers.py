@@ -26,6 +26,14 @@ from .loading import get_context_model, get_log_entry_model
 _BASE_TYPE = re.compile(r"[a-z ]+")
 
 
+def column_of(field: Field[Any, Any] | Any) -> str:
+    """Return the column of a concrete field (fields without one raise ``ValueError``)."""
+    column = getattr(field, "column", None)
+    if not column:
+        raise ValueError(f"{field} has no database column")
+    return str(column)
+
+
 def audit_field(model: type[Model]) -> AuditLogsField | None:
     """Return the ``AuditLogsField`` that makes ``model`` audited, if any.
 
@@ -65,7 +73,8 @@ def resolve_columns(model: type[Model], names: Iterable[str]) -> tuple[list[str]
     """
     by_name: dict[str, str] = {}
     for field in model._meta.concrete_fields:
-        by_name.update({field.name: field.column, field.attname: field.column, field.column: field.column})
+        column = column_of(field)
+        by_name.update({field.name: column, field.attname: column, column: column})
     columns, unknown = [], []
     for name in names:
         if name in by_name:
@@ -90,7 +99,7 @@ def _entry_model(audit: AuditLogsField) -> type[Model]:
 def _log_columns(entry: type[Model]) -> sql.LogColumns:
     def column(name: str) -> str:
         try:
-            return entry._meta.get_field(name).column  # type: ignore[union-attr]  # concrete fields only
+            return column_of(entry._meta.get_field(name))
         except FieldDoesNotExist:
             raise ImproperlyConfigured(
                 f"Log-entry model {entry._meta.label} has no field {name!r}: it must subclass "
@@ -111,7 +120,7 @@ def _log_columns(entry: type[Model]) -> sql.LogColumns:
 def context_columns(connection: BaseDatabaseWrapper) -> list[tuple[str, str]]:
     """Return ``(column, SQL type)`` of every concrete field of the context model."""
     model = get_context_model()
-    return [(field.column, field.db_type(connection)) for field in model._meta.concrete_fields]  # type: ignore[misc]  # concrete fields have a type
+    return [(column_of(field), field.db_type(connection) or "") for field in model._meta.concrete_fields]
 
 
 def sql_constant(value: Any) -> str | None:
@@ -143,7 +152,7 @@ def context_fallbacks(context_model: type[Model] | None = None) -> dict[str, str
         if field.has_default() and not callable(field.default):
             constant = sql_constant(field.default)
             if constant is not None:
-                fallbacks[field.column] = constant
+                fallbacks[column_of(field)] = constant
     return fallbacks
 
 
@@ -192,27 +201,27 @@ def spec_for(
     # the model's declaration or from a migration history that added them later.
     columns = tuple(
         sql.Column(
-            name=field.column,
+            name=column_of(field),
             comparable=_is_comparable(field.db_type(connection) or ""),
-            masked=field.column in masked,
+            masked=column_of(field) in masked,
         )
-        for field in sorted(table_fields, key=lambda field: field.column)
-        if field.column not in excluded and field.db_type(connection) is not None
+        for field in sorted(table_fields, key=column_of)
+        if column_of(field) not in excluded and field.db_type(connection) is not None
     )
     entry = _entry_model(audit)
     if entry_columns is None:
-        entry_columns = {field.column for field in entry._meta.concrete_fields}
+        entry_columns = {column_of(field) for field in entry._meta.concrete_fields}
     copied = tuple((name, sql_type) for name, sql_type in context_columns(connection) if name in entry_columns)
     return sql.AuditSpec(
         table=opts.db_table,
-        pk=pk.column,
+        pk=column_of(pk),
         columns=columns,
         excluded=tuple(sorted(excluded)),
         log_table=entry._meta.db_table,
         log_columns=_log_columns(entry),
-        object_id_type=entry._meta.get_field("object_id").db_type(connection) or "text",  # type: ignore[union-attr]
+        object_id_type=entry._meta.get_field("object_id").db_type(connection) or "text",
         content_type=sql.ContentTypeTable(
-            table=ContentType._meta.db_table, app_label=opts.app_label, model=opts.model_name
+            table=ContentType._meta.db_table, app_label=opts.app_label, model=str(opts.model_name)
         ),
         context=sql.ContextColumns(
             table=get_context_model()._meta.db_table,

@@ -2,12 +2,14 @@
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 from django.test import AsyncClient, Client
 from django.test.utils import CaptureQueriesContext, modify_settings
 
 from audit_log.middleware import AuditLoggingMiddleware, RequestContextMiddleware
 from tests.factories import InvoiceFactory
+from tests.wsgi import wsgi_request
 
 pytestmark = pytest.mark.django_db
 
@@ -151,3 +153,32 @@ def test_async_view_that_raises_clears_the_context(user, entries):
 
 def test_middleware_keeps_its_original_name():
     assert AuditLoggingMiddleware is RequestContextMiddleware
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("max_age", [0, 600])
+def test_statements_per_request_with_real_connection_handling(user, entries, max_age):
+    # The test client keeps connections open between requests; Django's WSGI
+    # handler closes them after each request when CONN_MAX_AGE is 0.
+    connection.settings_dict["CONN_MAX_AGE"] = max_age
+    try:
+        client = Client()
+        client.force_login(user)
+        cookie = f"sessionid={client.cookies['sessionid'].value}"
+        counts = {}
+        for label, change in (("without", modify_settings(MIDDLEWARE=WITHOUT_MIDDLEWARE)), ("with", modify_settings())):
+            with change:
+                handler = WSGIHandler()
+                for path, method in (("/read/", "GET"), ("/create-many/", "POST")):
+                    wsgi_request(handler, path, cookie, method)  # warm up caches
+                    with CaptureQueriesContext(connection) as queries:
+                        status, _ = wsgi_request(handler, path, cookie, method)
+                    assert status.startswith("200"), status
+                    counts[label, path] = len(queries)
+        assert counts["with", "/read/"] == counts["without", "/read/"]
+        assert counts["with", "/create-many/"] == counts["without", "/create-many/"] + 2
+        assert connection.connection is None if max_age == 0 else connection.connection is not None
+    finally:
+        connection.settings_dict["CONN_MAX_AGE"] = 0
+    assert {entry.context_type for entry in entries()} == {"unknown", "http-request"}
+    assert {entry.performed_by_id for entry in entries(context_type="http-request")} == {user.pk}

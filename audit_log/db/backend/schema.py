@@ -105,7 +105,7 @@ class AuditLogSchemaEditorMixin(_EditorBase):
 
     @staticmethod
     def _columns(model: type[Model]) -> set[str]:
-        return {field.column for field in model._meta.concrete_fields}
+        return {triggers.column_of(field) for field in model._meta.concrete_fields}
 
     @staticmethod
     def _is_log_model(model: type[Model]) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ContextDecorator, ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -123,11 +123,9 @@ class _Witness:
 
 @dataclass(eq=False)
 class Frame:
-    """One active context on one connection."""
+    """One active context on one connection (compared by identity)."""
 
     context: LazyContext
-    alias: str = DEFAULT_DB_ALIAS
-    stack: ContextStack | None = field(default=None, repr=False)
 
 
 class ContextStack:
@@ -143,7 +141,7 @@ class ContextStack:
 
     def push(self, context: LazyContext) -> Frame:
         """Make ``context`` the current one on this connection (no query)."""
-        frame = Frame(context=context, alias=self.connection.alias, stack=self)
+        frame = Frame(context)
         if not self.frames:
             self.connection.execute_wrappers.append(self._execute)
         self.frames.append(frame)
@@ -167,7 +165,7 @@ class ContextStack:
 
     def write(self) -> None:
         """Write the current context row now, if it is not in the table already."""
-        if self.frames and not self._holds(self.frames[-1]):
+        if self.frames and not self._busy and not self._holds(self.frames[-1]):
             self._flush()
 
     # --- the execute wrapper ------------------------------------------------
@@ -315,6 +313,16 @@ def activate(factory: Callable[[], BaseContext], using: Sequence[str] | None = N
             frame = stack.push(lazy)
             exits.callback(stack.pop, frame)
         yield lazy
+
+
+def write_context(using: str = DEFAULT_DB_ALIAS) -> None:
+    """Write the current context row now, instead of before the next write.
+
+    Statements starting with ``SELECT`` are taken to be read-only. Call this
+    before ``SELECT some_function()`` when that function changes audited
+    tables, so its changes get the context too.
+    """
+    stack_for(connections[using]).write()
 
 
 def current_context(using: str = DEFAULT_DB_ALIAS) -> BaseContext | None:

@@ -55,7 +55,27 @@ def user_label(user: Any) -> str:
     return str(label)[:255]
 
 
-class BaseContext(models.Model):
+class ContextFields(models.Model):
+    """Who and where: the fields a context and every log entry share."""
+
+    context_type = models.CharField(max_length=64)
+    context = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    # No database foreign key: deleting a user must not delete or rewrite the log.
+    performed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    performed_by_label = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+class BaseContext(ContextFields):
     """Who and where: the context copied onto every log entry written inside it.
 
     Subclass it in your app with ``Meta.managed = False`` and name the subclass
@@ -67,17 +87,6 @@ class BaseContext(models.Model):
     """
 
     context_id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
-    context_type = models.CharField(max_length=64)
-    context = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
-    performed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-    )
-    performed_by_label = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         abstract = True
@@ -172,7 +181,7 @@ class LogEntryQuerySet(models.QuerySet[Any]):
         return self.filter(transaction_id=entry.transaction_id)
 
 
-class BaseLogEntry(models.Model):
+class BaseLogEntry(ContextFields):
     """One INSERT, UPDATE or DELETE of one row, written by the triggers.
 
     Subclass it in your app and name the subclass in ``AUDIT_LOG_ENTRY_MODEL``.
@@ -200,19 +209,8 @@ class BaseLogEntry(models.Model):
     changes = models.JSONField(encoder=DjangoJSONEncoder)
     transaction_id = models.BigIntegerField()
 
-    # Copied from the context.
+    # Copied from the context, with the fields of ContextFields.
     context_id = models.UUIDField(null=True, blank=True)
-    context_type = models.CharField(max_length=64)
-    context = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
-    performed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-    )
-    performed_by_label = models.CharField(max_length=255, blank=True, default="")
 
     objects = LogEntryQuerySet.as_manager()
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from audit_log.context import audit_context, current_context, may_write, stack_for
+from audit_log.context import audit_context, current_context, may_write, stack_for, write_context
 from tests.factories import InvoiceFactory, UserFactory
 from tests.testapp.models import AuditLogContext, AuditLogEntry, Invoice, NotAudited
 
@@ -339,3 +339,34 @@ def test_unaudited_writes_also_write_the_context_row(user):
     with audit_context("test", performed_by=user):
         NotAudited.objects.create(name="x")
         assert context_rows() == ["test"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.Database.__name__ != "psycopg", reason="server-side binding is a psycopg 3 option")
+def test_context_works_with_psycopg3_server_side_binding(user):
+    from audit_log.db.backend.base import DatabaseWrapper
+
+    settings = {**connection.settings_dict, "OPTIONS": {"server_side_binding": True}}
+    connections["bound"] = DatabaseWrapper(settings, "bound")  # a dynamic connection
+    try:
+        with audit_context("bound", performed_by=user, using="bound"):
+            Invoice.objects.using("bound").create(number="bound")
+        entry = AuditLogEntry.objects.get()
+        assert (entry.context_type, entry.performed_by_id) == ("bound", user.pk)
+    finally:
+        connections["bound"].close()
+        del connections["bound"]
+
+
+def test_write_context_writes_before_a_select_that_writes(user, entries):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION make_invoice() RETURNS int LANGUAGE sql AS "
+            "$$ INSERT INTO testapp_invoice (number, status, amount, notes) VALUES ('fn', 'draft', 0, '') "
+            "RETURNING id $$"
+        )
+    with audit_context("test", performed_by=user):
+        write_context()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT make_invoice()")
+    assert [entry.context_type for entry in entries()] == ["test"]

@@ -23,6 +23,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "audit_log",
+    "django_filters",
+    "audit_log_admin",
     "tests.testapp",
 ]
 

@@ -1,0 +1,563 @@
+"""The admin: an audit-log history tab for any ``ModelAdmin`` and a read-only admin for the log itself.
+
+``AuditLogHistoryMixin`` replaces an object's "History" page (Django's
+``django_admin_log``) with its audit log::
+
+    @admin.register(Invoice)
+    class InvoiceAdmin(AuditLogHistoryMixin, admin.ModelAdmin):
+        ...
+
+``LogEntryAdmin`` is registered for the ``AUDIT_LOG_ENTRY_MODEL`` when the app
+is ready, unless ``AUDIT_LOG_ADMIN_REGISTER = False`` (then register your own
+subclass, or none). Entries can be viewed, never added, changed or deleted.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin import ShowFacets
+from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from audit_log.loading import get_log_entry_model
+from audit_log.models import Action, BaseLogEntry
+from audit_log.triggers import is_audited
+
+from .conf import conf
+from .diff import DiffFormatter, DisplayValue, FormattedDiff, local_time, pretty_json, with_exact_changes
+from .filters import FilterSetListFilter, LogEntryFilterSet, bounded_by_id
+from .pagination import EstimatedCountPaginator, capped_count, keyset_page
+
+if TYPE_CHECKING:
+    _ModelAdminBase = admin.ModelAdmin[Any]
+else:
+    _ModelAdminBase = object
+
+
+@dataclass(frozen=True)
+class EntryDisplay:
+    """One log entry with everything a page shows about it.
+
+    Attributes:
+        entry: The log entry.
+        diff: Its formatted changes (empty rows on the changelist, which shows
+            ``summary`` instead).
+        who: Who made the change.
+        context: A one-line summary of where the change came from.
+        url: The entry's page in the log admin, or "" if the user may not see it.
+        object: The logged object (only on pages that show it).
+        model: The logged model's name.
+        summary: A short summary of the changed fields.
+    """
+
+    entry: BaseLogEntry
+    diff: FormattedDiff
+    who: DisplayValue
+    context: str
+    url: str = ""
+    object: DisplayValue | None = None
+    model: str = ""
+    summary: str = ""
+
+
+def entry_url(request: HttpRequest, admin_site: admin.AdminSite, entry: BaseLogEntry) -> str:
+    """Return the entry's page in the log admin, or "" if it has none or the user may not view it."""
+    model = type(entry)
+    if not admin_site.is_registered(model):
+        return ""
+    if not admin_site.get_model_admin(model).has_view_permission(request, entry):
+        return ""
+    opts = model._meta
+    return reverse(
+        f"{admin_site.name}:{opts.app_label}_{opts.model_name}_change",
+        args=(quote(entry.pk),),
+        current_app=admin_site.name,
+    )
+
+
+def log_changelist_url(admin_site: admin.AdminSite, **params: Any) -> str:
+    """Return the log changelist, filtered by ``params``; "" if the log has no admin on this site."""
+    opts = get_log_entry_model()._meta
+    try:
+        url = reverse(f"{admin_site.name}:{opts.app_label}_{opts.model_name}_changelist", current_app=admin_site.name)
+    except NoReverseMatch:
+        return ""
+    query = QueryDict(mutable=True)
+    query.update({name: str(value) for name, value in params.items() if value is not None})
+    return f"{url}?{query.urlencode()}" if query else url
+
+
+class AuditLogHistoryMixin(_ModelAdminBase):
+    """Make a ``ModelAdmin``'s "History" page show the object's audit log.
+
+    Put it before ``admin.ModelAdmin`` in the bases. The page lists the
+    object's entries newest first (those of its multi-table-inheritance parents
+    too), ``audit_log_history_per_page`` at a time, each with when, what, who,
+    where and the diff. It is shown to users who may view or change the object,
+    as Django's own history page is; a missing object redirects like Django does.
+
+    Every page costs the same few queries however long the history: the
+    object, a count capped at ``AUDIT_LOG_ADMIN_EXACT_COUNT_LIMIT``, one
+    ``id``-range scan of the per-object index (user joined), and one query per
+    model that the page's foreign keys point to.
+
+    Attributes:
+        object_history_template: The page's template.
+        audit_log_history_per_page: Entries per page.
+    """
+
+    object_history_template = "audit_log_admin/object_history.html"
+    audit_log_history_per_page = 50
+
+    def get_audit_log_queryset(self, request: HttpRequest, obj: Model) -> QuerySet[Any]:
+        """Return the object's log entries (any order; the page orders by id).
+
+        Entries are found by content type and object id, which the per-object
+        index covers. A multi-table-inheritance child's parents share its
+        primary key value, so their tables' entries are the object's too.
+        """
+        model = type(obj)._meta.concrete_model or type(obj)
+        content_types = ContentType.objects.db_manager(obj._state.db).get_for_models(
+            model, *model._meta.get_parent_list()
+        )
+        ids = [content_type.pk for content_type in content_types.values()]
+        entries = get_log_entry_model()._default_manager.using(obj._state.db)
+        if len(ids) == 1:
+            entries = entries.filter(content_type_id=ids[0], object_id=str(obj.pk))
+        else:
+            entries = entries.filter(content_type_id__in=ids, object_id=str(obj.pk))
+        return with_exact_changes(entries.select_related("performed_by", "content_type"))
+
+    def get_audit_log_formatter(self, request: HttpRequest) -> DiffFormatter:
+        """Return the formatter of this request (``AUDIT_LOG_ADMIN_FORMATTER``)."""
+        return conf.formatter_class(request=request, admin_site=self.admin_site)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Show the object's audit log instead of ``django_admin_log``."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            # Django's own answer for a missing object (a message and a redirect).
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]  # private in django-stubs
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+
+        entries = self.get_audit_log_queryset(request, obj)
+        limit = conf.exact_count_limit
+        count = capped_count(entries, limit)
+        page = keyset_page(entries, request, self.audit_log_history_per_page)
+        formatter = self.get_audit_log_formatter(request)
+        formatter.prefetch(page.items)
+        displays = [
+            EntryDisplay(
+                entry=entry,
+                diff=formatter.format_entry(entry),
+                who=formatter.format_user(entry),
+                context=formatter.format_context(entry),
+                url=entry_url(request, self.admin_site, entry),
+            )
+            for entry in page.items
+        ]
+        content_type = ContentType.objects.get_for_model(obj)
+        log_url = ""
+        if is_audited(type(obj)):  # the log's model filter offers audited models only
+            log_url = log_changelist_url(self.admin_site, model=content_type.pk, object_id=obj.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Change history: %s") % obj,
+            "subtitle": None,
+            "object": obj,
+            "opts": self.opts,
+            "module_name": str(capfirst(self.opts.verbose_name_plural)),
+            "preserved_filters": self.get_preserved_filters(request),
+            "entries": displays,
+            "page": page,
+            "entry_count": min(count, limit),
+            "entry_count_capped": count > limit,
+            "log_url": log_url,
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            self.object_history_template
+            or [
+                f"admin/{self.opts.app_label}/{self.opts.model_name}/object_history.html",
+                f"admin/{self.opts.app_label}/object_history.html",
+                "admin/object_history.html",
+            ],
+            context,
+        )
+
+
+class LogEntryChangeList(ChangeList):
+    """The log's changelist: formats a whole page of entries at once.
+
+    After the page is fetched, the formatter fetches the logged objects of all
+    its entries (one query per logged model) and attaches an ``EntryDisplay``
+    to each entry, which the ``list_display`` columns read.
+    """
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
+        """Return the filtered entries; a date-hierarchy month or day is also bounded by id.
+
+        See :func:`audit_log_admin.filters.bounded_by_id`. A whole year is left
+        to Django: finding its bounds reads as many rows as the page query skips.
+        """
+        queryset = super().get_queryset(request, exclude_parameters)
+        window = self.date_hierarchy_window()
+        if window is None:
+            return queryset
+        return bounded_by_id(
+            queryset, **{f"{self.date_hierarchy}__gte": window[0], f"{self.date_hierarchy}__lt": window[1]}
+        )
+
+    def date_hierarchy_window(self) -> tuple[datetime.datetime, datetime.datetime] | None:
+        """Return the month or day the date hierarchy selects, as the admin filters it; None otherwise."""
+        if not self.date_hierarchy:
+            return None
+        name = self.date_hierarchy
+        try:
+            year, month = int(self.params[f"{name}__year"]), int(self.params[f"{name}__month"])
+            day = int(self.params[f"{name}__day"]) if f"{name}__day" in self.params else None
+            start = datetime.datetime(year, month, day or 1)
+        except (KeyError, ValueError, OverflowError):
+            return None  # no month selected (or a bad value, which Django reports)
+        end = start + datetime.timedelta(days=1) if day else (start + datetime.timedelta(days=32)).replace(day=1)
+        if settings.USE_TZ:
+            start, end = timezone.make_aware(start), timezone.make_aware(end)
+        return start, end
+
+    def get_results(self, request: HttpRequest) -> None:
+        """Fetch the page, then prepare every entry's display."""
+        super().get_results(request)
+        entries = list(self.result_list)  # evaluates (and caches) the page the template iterates again
+        model_admin: LogEntryAdmin = self.model_admin  # type: ignore[assignment]  # typed as any ModelAdmin
+        formatter = model_admin.get_audit_log_formatter(request)
+        formatter.prefetch(entries, related=False, objects=True)
+        for entry in entries:
+            entry.audit_log_admin = EntryDisplay(  # per-request display data, read by the list_display columns
+                entry=entry,
+                diff=FormattedDiff(action=entry.action, rows=()),
+                who=formatter.format_user(entry),
+                context=formatter.format_context(entry),
+                object=formatter.format_object(entry),
+                model=formatter.format_model(entry),
+                summary=formatter.summarize(entry),
+            )
+
+
+def _link(value: DisplayValue) -> str:
+    """Render a display value as escaped text, linked if it has a URL."""
+    if value.url:
+        return format_html('<a href="{}">{}</a>', value.url, value.text)
+    return format_html('<span class="audit-log-value audit-log-{}">{}</span>', value.kind, value.text)
+
+
+@dataclass
+class EntryDetail:
+    """What the entry page shows: the entry, its context, custom fields and links.
+
+    Attributes:
+        display: The entry, formatted, with its full diff.
+        context_json: The context, pretty-printed.
+        extra_fields: ``(label, value)`` of the entry model's own fields.
+        links: ``(label, url)`` of related pages.
+        same_transaction: ``(url, action, "Model object id")`` of the other
+            entries of the transaction (the first ``same_transaction_limit``).
+        more_in_transaction: True if the transaction has more entries than listed.
+    """
+
+    display: EntryDisplay
+    context_json: str
+    extra_fields: list[tuple[str, str]] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+    same_transaction: list[tuple[str, str, str]] = field(default_factory=list)
+    more_in_transaction: bool = False
+
+
+class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime (not subscriptable)
+    """A read-only admin for the log entries.
+
+    The changelist is built for a large log: newest first by id (no other
+    sorting), a count that stops at ``AUDIT_LOG_ADMIN_EXACT_COUNT_LIMIT`` and
+    estimates beyond it, user and content type joined, a date hierarchy that
+    does not scan the table, and django-filter filters (``filterset_class``)
+    in the sidebar. Each entry's page shows its full diff and context and
+    links to the object, its history and the rest of its transaction.
+
+    Nobody can add, change or delete entries here, superusers included;
+    viewing needs the entry model's view (or change) permission.
+    """
+
+    list_display = ("when", "action_label", "model_label", "object_label", "who", "context_type_label", "summary")
+    list_display_links = ("when",)
+    list_filter = (FilterSetListFilter,)
+    filterset_class: type[LogEntryFilterSet] = LogEntryFilterSet
+    search_fields = ("=object_id", "context")
+    search_help_text = gettext_lazy("Searches object ids (exact), request and command details, and context ids.")
+    date_hierarchy = "at"
+    ordering = ("-id",)
+    sortable_by = ()  # any order but the primary key's means sorting the whole log
+    list_select_related = ("performed_by", "content_type")
+    list_per_page = 50
+    show_full_result_count = False
+    show_facets = ShowFacets.NEVER
+    paginator = EstimatedCountPaginator
+    actions = None
+    change_list_template = "audit_log_admin/logentry/change_list.html"
+    change_form_template = "audit_log_admin/logentry/change_form.html"
+    same_transaction_limit = 20
+
+    # -- permissions: read-only for everybody ----------------------------------
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Never: entries are written by the database triggers only."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Never: an audit log that can be edited proves nothing."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Never: retention is a database job, not an admin click."""
+        return False
+
+    # -- queries ------------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        """Return the entries with user and content type joined and exact ``changes``."""
+        return with_exact_changes(super().get_queryset(request).select_related("performed_by", "content_type"))
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        """Use the changelist that formats a page of entries at once."""
+        return LogEntryChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        """Search object ids and context, and match a context id exactly when the term is a UUID."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            context_id = uuid.UUID(search_term.strip())
+        except ValueError:
+            return results, may_have_duplicates
+        return results | queryset.filter(context_id=context_id), may_have_duplicates
+
+    def get_audit_log_formatter(self, request: HttpRequest) -> DiffFormatter:
+        """Return the formatter of this request (``AUDIT_LOG_ADMIN_FORMATTER``)."""
+        return conf.formatter_class(request=request, admin_site=self.admin_site)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        """Return no form fields: the entry page renders the entry itself (see ``render_change_form``)."""
+        return []
+
+    # -- changelist columns -------------------------------------------------------
+
+    def _display(self, entry: BaseLogEntry) -> EntryDisplay:
+        display = getattr(entry, "audit_log_admin", None)
+        if display is None:  # a column used outside LogEntryChangeList (no request: no links)
+            formatter = conf.formatter_class(admin_site=self.admin_site)
+            formatter.prefetch([entry], related=False, objects=True)
+            display = EntryDisplay(
+                entry=entry,
+                diff=FormattedDiff(action=entry.action, rows=()),
+                who=formatter.format_user(entry),
+                context=formatter.format_context(entry),
+                object=formatter.format_object(entry),
+                model=formatter.format_model(entry),
+                summary=formatter.summarize(entry),
+            )
+        return display
+
+    @admin.display(description=gettext_lazy("date/time"))
+    def when(self, entry: BaseLogEntry) -> str:
+        """When the change was made, in the current time zone."""
+        return str(formats.localize(local_time(entry.at)))
+
+    @admin.display(description=gettext_lazy("action"))
+    def action_label(self, entry: BaseLogEntry) -> str:
+        """The action, as a badge."""
+        return format_html(
+            '<span class="audit-log-action audit-log-action-{}">{}</span>',
+            entry.action.lower(),
+            entry.get_action_display(),
+        )
+
+    @admin.display(description=gettext_lazy("model"))
+    def model_label(self, entry: BaseLogEntry) -> str:
+        """The logged model's name."""
+        return self._display(entry).model
+
+    @admin.display(description=gettext_lazy("object"))
+    def object_label(self, entry: BaseLogEntry) -> str:
+        """The logged object, linked to its admin page while it exists."""
+        value = self._display(entry).object
+        return _link(value) if value is not None else ""
+
+    @admin.display(description=gettext_lazy("user"))
+    def who(self, entry: BaseLogEntry) -> str:
+        """Who made the change, linked to the user's admin page while the user exists."""
+        return _link(self._display(entry).who)
+
+    @admin.display(description=gettext_lazy("context"))
+    def context_type_label(self, entry: BaseLogEntry) -> str:
+        """The kind of context, and its one-line summary."""
+        display = self._display(entry)
+        if not display.context:
+            return entry.context_type_label
+        return format_html('{}<div class="audit-log-context">{}</div>', entry.context_type_label, display.context)
+
+    @admin.display(description=gettext_lazy("changes"))
+    def summary(self, entry: BaseLogEntry) -> str:
+        """The changed fields, in short."""
+        return self._display(entry).summary
+
+    # -- the entry page ------------------------------------------------------------
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        """Add the entry's diff, context and links to the (read-only) change form."""
+        if obj is not None:
+            detail = self.get_entry_detail(request, obj)
+            context["audit_log"] = detail
+            # "Changed: Invoice INV-7" says more than the entry's str() (a table name and a UTC time).
+            shown = detail.display.object or DisplayValue(text=obj.object_id)
+            what = shown.text if shown.kind == "deleted" else f"{detail.display.model} {shown.text}"
+            context["subtitle"] = f"{obj.get_action_display()}: {what}"
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_entry_detail(self, request: HttpRequest, entry: BaseLogEntry) -> EntryDetail:
+        """Collect what the entry page shows: diff, context, custom fields and links."""
+        formatter = self.get_audit_log_formatter(request)
+        formatter.prefetch([entry], objects=True)
+        obj_display = formatter.format_object(entry)
+        display = EntryDisplay(
+            entry=entry,
+            diff=formatter.format_entry(entry),
+            who=formatter.format_user(entry),
+            context=formatter.format_context(entry),
+            object=obj_display,
+            model=formatter.format_model(entry),
+        )
+        detail = EntryDetail(
+            display=display,
+            context_json=pretty_json(entry.context) if entry.context is not None else "",
+        )
+        base_fields = {f.name for f in BaseLogEntry._meta.get_fields()}
+        for model_field in type(entry)._meta.concrete_fields:
+            if model_field.name not in base_fields:
+                value = model_field.value_from_object(entry)
+                detail.extra_fields.append(
+                    (str(capfirst(model_field.verbose_name)), "" if value is None else str(value))
+                )
+
+        obj = formatter.logged_object(entry)
+        if obj is not None and obj_display.url:
+            detail.links.append((_("Object"), obj_display.url))
+            opts = obj._meta
+            history = reverse(
+                f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_history",
+                args=(quote(obj.pk),),
+                current_app=self.admin_site.name,
+            )
+            detail.links.append((_("Object history"), history))
+        all_entries = log_changelist_url(self.admin_site, model=entry.content_type_id, object_id=entry.object_id)
+        model = formatter.model_info(entry).model
+        if model is not None and is_audited(model) and all_entries:  # the model filter offers audited models
+            detail.links.append((_("All entries of this object"), all_entries))
+        if all_entries:
+            detail.links.append(
+                (
+                    _("Entries of this transaction"),
+                    log_changelist_url(self.admin_site, transaction=entry.transaction_id),
+                )
+            )
+        if entry.context_id is not None and all_entries:
+            detail.links.append(
+                (_("Entries of this context"), log_changelist_url(self.admin_site, context_id=entry.context_id))
+            )
+
+        # values(): only what the list shows, not every entry's changes.
+        others = list(
+            self.get_queryset(request)
+            .filter(transaction_id=entry.transaction_id)
+            .exclude(pk=entry.pk)
+            .order_by("id")
+            .values("pk", "action", "object_id", "content_type_id", "table_name")[: self.same_transaction_limit + 1]
+        )
+        detail.more_in_transaction = len(others) > self.same_transaction_limit
+        actions = dict(Action.choices)
+        linked = entry_url(request, self.admin_site, entry) != ""  # may the user view entries?
+        entry_opts = type(entry)._meta
+        for other in others[: self.same_transaction_limit]:
+            other_model = _model_of(other["content_type_id"])
+            name = capfirst(other_model._meta.verbose_name) if other_model is not None else other["table_name"]
+            url = ""
+            if linked:
+                url = reverse(
+                    f"{self.admin_site.name}:{entry_opts.app_label}_{entry_opts.model_name}_change",
+                    args=(quote(other["pk"]),),
+                    current_app=self.admin_site.name,
+                )
+            action = str(actions.get(other["action"], other["action"]))
+            detail.same_transaction.append((url, action, f"{name} {other['object_id']}"))
+        return detail
+
+
+def _model_of(content_type_id: int | None) -> type[Model] | None:
+    """Return the model of a content type id (Django caches content types), None if it is gone."""
+    if content_type_id is None:
+        return None
+    try:
+        return ContentType.objects.get_for_id(content_type_id).model_class()
+    except ContentType.DoesNotExist:
+        return None
+
+
+def register_log_entry_admin(site: admin.AdminSite | None = None) -> bool:
+    """Register ``LogEntryAdmin`` for the configured entry model, unless disabled or already registered.
+
+    Called when the app is ready. Set ``AUDIT_LOG_ADMIN_REGISTER = False`` to
+    register your own ``LogEntryAdmin`` subclass instead; registering yours
+    first (any ``admin.py`` runs before this) works too.
+
+    Args:
+        site: The admin site; ``admin.site`` by default.
+
+    Returns:
+        True if it registered the admin.
+    """
+    site = site if site is not None else admin.site
+    if not conf.register:
+        return False
+    model = get_log_entry_model()
+    if site.is_registered(model):
+        return False
+    site.register(model, LogEntryAdmin)
+    return True

@@ -1,0 +1,464 @@
+import datetime
+import decimal
+
+import pytest
+from django.contrib.admin import site
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, models
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
+
+from audit_log.context import audit_context
+from audit_log_admin.conf import conf
+from audit_log_admin.diff import (
+    ColumnChange,
+    DiffFormatter,
+    DisplayValue,
+    TextSegment,
+    compute_diff,
+    decode_changes,
+    entry_changes,
+    pretty_json,
+    with_exact_changes,
+    word_diff,
+)
+from tests.admin.factories import LogEntryFactory
+from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+from tests.testapp.models import AuditLogEntry, Awkward, Customer
+
+
+def formatter_for(user=None):
+    request = RequestFactory().get("/")
+    request.user = user or UserFactory(username="formatter-root", is_staff=True, is_superuser=True)
+    return DiffFormatter(request=request, admin_site=site)
+
+
+def formatted(entry, formatter=None):
+    formatter = formatter or formatter_for()
+    entry = with_exact_changes(AuditLogEntry.objects.select_related("content_type", "performed_by")).get(pk=entry.pk)
+    formatter.prefetch([entry], objects=True)
+    return formatter.format_entry(entry)
+
+
+def rows_by_label(diff):
+    return {row.label: row for row in diff.rows}
+
+
+# --- pure functions -----------------------------------------------------------------
+
+
+def test_compute_diff_update_pairs_old_and_new():
+    diff = compute_diff("UPDATE", {"status": ["draft", "sent"]})
+    assert diff.changes == (ColumnChange("status", old="draft", new="sent", has_old=True, has_new=True),)
+    assert not diff.malformed
+
+
+def test_compute_diff_insert_has_only_new_values():
+    diff = compute_diff("INSERT", {"id": 1, "status": "draft"})
+    assert [(c.column, c.new, c.has_old, c.has_new) for c in diff.changes] == [
+        ("id", 1, False, True),
+        ("status", "draft", False, True),
+    ]
+
+
+def test_compute_diff_delete_has_only_old_values():
+    diff = compute_diff("DELETE", {"status": "paid"})
+    assert diff.changes == (ColumnChange("status", old="paid", has_old=True),)
+
+
+def test_compute_diff_malformed_update_is_flagged_not_raised():
+    diff = compute_diff("UPDATE", {"status": "sent", "amount": [1, 2]})
+    assert diff.malformed
+    assert [c.column for c in diff.changes] == ["status", "amount"]
+
+
+def test_compute_diff_non_mapping_changes_are_flagged():
+    assert compute_diff("UPDATE", ["not", "a", "dict"]).malformed
+    assert not compute_diff("UPDATE", None).malformed
+
+
+def test_word_diff_marks_changed_words():
+    assert word_diff("the quick brown fox", "the quick red fox") == (
+        TextSegment("equal", "the quick "),
+        TextSegment("delete", "brown"),
+        TextSegment("insert", "red"),
+        TextSegment("equal", " fox"),
+    )
+
+
+@given(st.text(max_size=200), st.text(max_size=200))
+def test_word_diff_reassembles_both_texts(old, new):
+    segments = word_diff(old, new)
+    assert "".join(s.text for s in segments if s.op != "insert") == old
+    assert "".join(s.text for s in segments if s.op != "delete") == new
+
+
+def test_word_diff_gives_up_on_huge_texts():
+    assert word_diff("a " * 10, "b " * 10, max_tokens=5) is None
+
+
+def test_decode_changes_keeps_decimals_exact():
+    assert decode_changes('{"amount": [123456789012345.12345, 0.10]}') == {
+        "amount": [decimal.Decimal("123456789012345.12345"), decimal.Decimal("0.10")]
+    }
+    assert decode_changes(None) is None
+
+
+def test_pretty_json_writes_decimals_as_numbers():
+    assert (
+        pretty_json({"a": [decimal.Decimal("1.50"), "x"], "b": {}})
+        == '{\n  "a": [\n    1.50,\n    "x"\n  ],\n  "b": {}\n}'
+    )
+
+
+def test_with_exact_changes_reads_the_stored_digits(user):
+    with audit_context("test", performed_by=user):
+        Awkward.objects.create(amount=decimal.Decimal("123456789012345.12345"))
+    entry = with_exact_changes(AuditLogEntry.objects.all()).get(table_name="testapp_awkward")
+    assert entry_changes(entry)["amount"] == decimal.Decimal("123456789012345.12345")
+
+
+# --- the formatter: labels, order, actions ---------------------------------------------
+
+
+def test_formatter_labels_are_verbose_names_in_field_order(invoice, latest_entry):
+    diff = formatted(latest_entry(action="INSERT", table_name="testapp_invoice"))
+    assert [row.label for row in diff.rows] == ["ID", "Number", "Status", "Amount", "Customer", "Notes"]
+
+
+def test_formatter_insert_shows_initial_values_only(invoice, latest_entry):
+    diff = formatted(latest_entry(action="INSERT", table_name="testapp_invoice"))
+    assert diff.shows_new
+    assert not diff.shows_old
+    number = rows_by_label(diff)["Number"]
+    assert number.old is None
+    assert number.new.text == "INV-1"
+
+
+def test_formatter_delete_shows_final_values_only(user):
+    with audit_context("test", performed_by=user):
+        doomed = InvoiceFactory(number="DOOMED")
+        doomed.delete()
+    diff = formatted(AuditLogEntry.objects.get(action="DELETE"))
+    assert diff.shows_old
+    assert not diff.shows_new
+    assert rows_by_label(diff)["Number"].old.text == "DOOMED"
+    assert rows_by_label(diff)["Number"].new is None
+
+
+def test_formatter_update_shows_changed_fields_only(invoice, latest_entry):
+    diff = formatted(latest_entry(action="UPDATE"))
+    rows = rows_by_label(diff)
+    assert set(rows) == {"Status", "Amount"}
+    assert (rows["Status"].old.text, rows["Status"].new.text) == ("Sent", "Paid")
+
+
+# --- the formatter: kinds of values --------------------------------------------------
+
+
+def test_formatter_foreign_key_shows_str_linked_to_the_admin(invoice, customer, latest_entry):
+    row = rows_by_label(formatted(latest_entry(action="INSERT", table_name="testapp_invoice")))["Customer"]
+    assert row.new.text == "ACME"
+    assert row.new.url == f"/admin/testapp/customer/{customer.pk}/change/"
+
+
+def test_formatter_foreign_key_is_not_linked_without_view_permission(invoice, latest_entry, make_staff):
+    formatter = formatter_for(make_staff("clerk", "testapp.view_invoice"))
+    row = rows_by_label(formatted(latest_entry(action="INSERT", table_name="testapp_invoice"), formatter))["Customer"]
+    assert row.new.text == "ACME"
+    assert row.new.url == ""
+
+
+def test_formatter_fetches_related_objects_of_a_page_in_one_query_per_model(user):
+    with audit_context("test", performed_by=user):
+        for _number in range(5):
+            InvoiceFactory(customer=CustomerFactory())
+    entries = list(with_exact_changes(AuditLogEntry.objects.select_related("content_type", "performed_by")))
+    formatter = formatter_for()
+    formatter.model_info(entries[0])
+    with CaptureQueriesContext(connection) as queries:
+        formatter.prefetch(entries)
+        diffs = [formatter.format_entry(entry) for entry in entries]
+    assert len(queries.captured_queries) == 1
+    assert sum(1 for diff in diffs for row in diff.rows if row.label == "Customer" and row.new.url) == 5
+
+
+def test_formatter_deleted_related_object_is_labelled(user):
+    with audit_context("test", performed_by=user):
+        gone = CustomerFactory()
+        InvoiceFactory(number="ORPHAN", customer=gone)
+        gone_pk = gone.pk
+        Customer.objects.filter(pk=gone_pk).delete()
+    entry = AuditLogEntry.objects.filter(action="INSERT", table_name="testapp_invoice").get()
+    row = rows_by_label(formatted(entry))["Customer"]
+    assert row.new == DisplayValue(text=f"Customer {gone_pk} (deleted)", kind="deleted")
+
+
+def test_formatter_choice_shows_its_label_and_unknown_values_as_stored(db):
+    entry = LogEntryFactory(changes={"status": ["retired", "paid"]})
+    row = rows_by_label(formatted(entry))["Status"]
+    assert (row.old.text, row.old.kind) == ("retired", "raw")
+    assert row.new.text == "Paid"
+
+
+def test_formatter_boolean_is_a_yes_no_icon():
+    formatter = DiffFormatter()
+    assert formatter.format_value(models.BooleanField(), True) == DisplayValue("Yes", kind="boolean", boolean=True)
+    assert formatter.format_value(models.BooleanField(), False).boolean is False
+
+
+def test_formatter_datetime_uses_the_current_time_zone(user):
+    with audit_context("test", performed_by=user):
+        Awkward.objects.create(moment=datetime.datetime(2026, 1, 1, 10, 0, tzinfo=datetime.UTC))
+    entry = AuditLogEntry.objects.get(table_name="testapp_awkward")
+    assert rows_by_label(formatted(entry))["Moment"].new.text == "Jan. 1, 2026, 11 a.m."  # Europe/Oslo
+    with timezone.override("America/New_York"):
+        assert rows_by_label(formatted(entry))["Moment"].new.text == "Jan. 1, 2026, 5 a.m."
+
+
+def test_formatter_dates_numbers_and_decimals_use_admin_formats(user):
+    with audit_context("test", performed_by=user):
+        Awkward.objects.create(day=datetime.date(2026, 3, 4), amount=decimal.Decimal("123456789012345.12345"))
+    rows = rows_by_label(formatted(AuditLogEntry.objects.get(table_name="testapp_awkward")))
+    assert rows["Day"].new.text == "March 4, 2026"
+    assert rows["Amount"].new.text == "123456789012345.12345"
+    assert rows["ID"].new.kind == "number"
+
+
+def test_formatter_time_field_is_formatted():
+    assert DiffFormatter().format_value(models.TimeField(), "13:45:00").text == "1:45 p.m."
+
+
+def test_formatter_json_is_pretty_printed(user):
+    with audit_context("test", performed_by=user):
+        Awkward.objects.create(data={"b": [1, 2.5], "a": None})
+    row = rows_by_label(formatted(AuditLogEntry.objects.get(table_name="testapp_awkward")))["Data"]
+    assert row.new == DisplayValue(text='{\n  "a": null,\n  "b": [\n    1,\n    2.5\n  ]\n}', kind="json")
+
+
+def test_formatter_arrays_binary_and_special_floats(user):
+    with audit_context("test", performed_by=user):
+        Awkward.objects.create(tags=["red", "green"], blob=b"hello", ratio=float("nan"))
+    rows = rows_by_label(formatted(AuditLogEntry.objects.get(table_name="testapp_awkward")))
+    assert rows["Tags"].new.text == "red, green"
+    assert rows["Blob"].new == DisplayValue(text="5 bytes: 68656c6c6f", kind="binary")
+    assert rows["Ratio"].new == DisplayValue(text="NaN", kind="raw")
+
+
+def test_formatter_long_binary_is_cut():
+    value = "\\x" + "ab" * 100
+    assert DiffFormatter().format_value(models.BinaryField(), value).text == "100 bytes: " + "ab" * 16 + "…"
+
+
+def test_formatter_null_is_the_admin_empty_value(invoice, latest_entry):
+    row = rows_by_label(formatted(latest_entry(action="INSERT", table_name="testapp_invoice")))["ID"]
+    assert row.new.kind == "number"
+    empty = DiffFormatter(admin_site=site).format_value(models.CharField(), None)
+    assert empty == DisplayValue(text="-", kind="empty")
+
+
+def test_formatter_masked_column_hides_the_value(user):
+    with audit_context("test", performed_by=user):
+        customer = CustomerFactory(password="hunter2")
+        customer.password = "correct horse"
+        customer.save()
+    diff = formatted(AuditLogEntry.objects.get(table_name="testapp_customer", action="UPDATE"))
+    row = rows_by_label(diff)["Password"]
+    assert row.old == row.new == DisplayValue(text="hidden", kind="masked")
+    assert row.segments == ()
+
+
+def test_formatter_lists_excluded_fields_as_not_logged(customer, latest_entry):
+    diff = formatted(latest_entry(table_name="testapp_customer"))
+    assert diff.not_logged == ("Last seen",)
+    assert "Last seen" not in rows_by_label(diff)
+
+
+def test_formatter_vanished_column_falls_back_to_the_column_name(db):
+    entry = LogEntryFactory(changes={"legacy_code": ["A", "B"], "status": ["draft", "sent"]})
+    rows = rows_by_label(formatted(entry))
+    assert rows["legacy_code"].note == "No longer a field of invoice."
+    assert (rows["legacy_code"].old.text, rows["legacy_code"].new.text) == ("A", "B")
+    assert [row.label for row in formatted(entry).rows] == ["Status", "legacy_code"]
+
+
+def test_formatter_model_no_longer_installed_shows_values_as_stored(db):
+    gone = ContentType.objects.create(app_label="gone", model="thing")
+    entry = LogEntryFactory(content_type=gone, table_name="gone_thing", changes={"data": [{"a": 1}, {"a": 2}]})
+    row = formatted(entry).rows[0]
+    assert row.label == "data"
+    assert row.note == ""
+    assert row.new == DisplayValue(text='{\n  "a": 2\n}', kind="json")
+
+
+def test_formatter_missing_content_type_row_is_tolerated(db):
+    entry = LogEntryFactory(content_type_id=987654, changes={"status": ["a", "b"]})
+    formatter = formatter_for()
+    diff = formatted(entry, formatter)
+    assert diff.rows[0].label == "status"
+    assert formatter.format_model(entry) == "testapp_invoice"
+
+
+def test_formatter_malformed_changes_get_a_note(db):
+    diff = formatted(LogEntryFactory(changes={"status": "sent"}))
+    assert diff.note
+    assert diff.rows[0].new.text == "Sent"
+
+
+def test_formatter_long_text_gets_an_inline_word_diff(user):
+    with audit_context("test", performed_by=user):
+        invoice = InvoiceFactory(notes="The quick brown fox jumps over the lazy dog, again and again and again.")
+        invoice.notes = "The quick red fox jumps over the lazy dog, again and again and again."
+        invoice.save()
+    row = rows_by_label(formatted(AuditLogEntry.objects.get(action="UPDATE")))["Notes"]
+    assert [s for s in row.segments if s.op != "equal"] == [
+        TextSegment("delete", "brown"),
+        TextSegment("insert", "red"),
+    ]
+
+
+def test_formatter_short_text_is_shown_side_by_side(invoice, latest_entry):
+    assert all(row.segments == () for row in formatted(latest_entry(action="UPDATE")).rows)
+
+
+def test_formatter_multiline_text_is_word_diffed_even_when_short():
+    segments = DiffFormatter().format_text_change(models.CharField(), "a\nb", "a\nc")
+    assert segments == (TextSegment("equal", "a\n"), TextSegment("delete", "b"), TextSegment("insert", "c"))
+
+
+def test_formatter_text_fields_are_always_word_diffed():
+    assert DiffFormatter().format_text_change(models.TextField(), "a b", "a c") is not None
+    assert DiffFormatter().format_text_change(models.CharField(), "a b", "a c") is None
+
+
+FIELDS = [
+    models.BooleanField(),
+    models.DateTimeField(),
+    models.DateField(),
+    models.TimeField(),
+    models.DecimalField(max_digits=5, decimal_places=2),
+    models.IntegerField(),
+    models.FloatField(),
+    models.JSONField(),
+    models.BinaryField(),
+    models.CharField(choices=[("a", "A")]),
+    models.TextField(),
+    models.UUIDField(),
+    ArrayField(models.IntegerField()),
+    None,
+]
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.sampled_from(FIELDS), JSON)
+def test_formatter_never_raises_on_any_stored_value(field, value):
+    result = DiffFormatter().format_value(field, value)
+    assert isinstance(result, DisplayValue)
+    assert isinstance(result.text, str)
+
+
+# --- who, where, summaries ---------------------------------------------------------
+
+
+def test_formatter_user_is_linked_while_the_user_exists(invoice, user, latest_entry):
+    entry = AuditLogEntry.objects.select_related("performed_by").get(pk=latest_entry().pk)
+    assert formatter_for().format_user(entry) == DisplayValue(text="alice", url=f"/admin/auth/user/{user.pk}/change/")
+
+
+def test_formatter_deleted_user_shows_the_name_snapshot(invoice, user, latest_entry):
+    user.delete()
+    entry = AuditLogEntry.objects.select_related("performed_by").get(pk=latest_entry().pk)
+    assert formatter_for().format_user(entry) == DisplayValue(text="alice (deleted user)", kind="deleted")
+    unjoined = AuditLogEntry.objects.get(pk=entry.pk)
+    assert formatter_for().format_user(unjoined).kind == "deleted"
+
+
+def test_formatter_no_user_is_the_empty_value(db):
+    assert DiffFormatter().format_user(LogEntryFactory()) == DisplayValue(text="-", kind="empty")
+
+
+def test_formatter_context_summaries(db):
+    formatter = DiffFormatter()
+    request = LogEntryFactory(context_type="http-request", context={"method": "POST", "path": "/admin/x/"})
+    command = LogEntryFactory(
+        context_type="management-command",
+        context={
+            "command": "bump_amounts",
+            "args": ["x", 2],
+            "kwargs": {"since": "2026", "fail": True, "report": None, "dry": False, "verbosity": 2, "amount": "5"},
+        },
+    )
+    unknown = LogEntryFactory(context_type="unknown", context={"db_user": "app", "application_name": "psql"})
+    custom = LogEntryFactory(context_type="celery-task", context={"task": "sync", "nested": {"x": 1}})
+    odd = LogEntryFactory(context_type="http-request", context=["not", "a", "dict"])
+    assert formatter.format_context(request) == "POST /admin/x/"
+    assert formatter.format_context(command) == "bump_amounts x 2 amount=5 fail since=2026"
+    assert formatter.format_context(unknown) == "app (psql)"
+    assert formatter.format_context(custom) == "task: sync"
+    assert formatter.format_context(odd) == ""
+
+
+def test_formatter_summary_lists_the_first_fields(invoice, latest_entry):
+    formatter = DiffFormatter()
+    assert formatter.summarize(latest_entry(action="UPDATE")) == "Status, Amount"
+    assert formatter.summarize(latest_entry(action="INSERT", table_name="testapp_invoice")) == (
+        "ID, Number, Status and 3 more"
+    )
+
+
+def test_formatter_object_label_for_existing_and_deleted_objects(invoice, user, latest_entry):
+    with audit_context("test", performed_by=user):
+        other = InvoiceFactory(number="GONE")
+        other_pk = other.pk
+        other.delete()
+    formatter = formatter_for()
+    entries = [latest_entry(object_id=str(invoice.pk)), latest_entry(object_id=str(other_pk))]
+    formatter.prefetch(entries, related=False, objects=True)
+    assert formatter.format_object(entries[0]) == DisplayValue(
+        text="INV-1", url=f"/admin/testapp/invoice/{invoice.pk}/change/"
+    )
+    assert formatter.format_object(entries[1]) == DisplayValue(text=f"Invoice {other_pk} (deleted)", kind="deleted")
+
+
+def test_formatter_object_with_invalid_primary_key_text_is_deleted_not_an_error(db):
+    entry = LogEntryFactory(object_id="not-a-number")
+    formatter = formatter_for()
+    formatter.prefetch([entry], objects=True)
+    assert formatter.format_object(entry).kind == "deleted"
+
+
+# --- choosing the formatter --------------------------------------------------------
+
+
+class ShoutingFormatter(DiffFormatter):
+    def format_text(self, model_field, value):
+        return DisplayValue(text=str(value).upper())
+
+
+def test_conf_formatter_class_is_overridable(settings):
+    settings.AUDIT_LOG_ADMIN_FORMATTER = "tests.admin.test_diff.ShoutingFormatter"
+    assert conf.formatter_class is ShoutingFormatter
+
+
+@pytest.mark.parametrize("value", ["tests.admin.test_diff.nothing_here", "tests.admin.test_diff.FIELDS"])
+def test_conf_formatter_class_rejects_bad_settings(settings, value):
+    settings.AUDIT_LOG_ADMIN_FORMATTER = value
+    with pytest.raises(ImproperlyConfigured, match="AUDIT_LOG_ADMIN_FORMATTER"):
+        conf.formatter_class  # noqa: B018
+
+
+def test_conf_defaults(settings):
+    assert conf.register is True
+    assert conf.exact_count_limit == 10_000
+    assert conf.formatter_class is DiffFormatter
+    settings.AUDIT_LOG_ADMIN_EXACT_COUNT_LIMIT = 0
+    assert conf.exact_count_limit == 1

@@ -65,7 +65,9 @@ _READ_ONLY = frozenset(
         "TABLE",
     }
 )
-_FIRST_WORD = re.compile(r"\s*([A-Za-z]+)")
+_FIRST_WORD = re.compile(r"[\s(]*([A-Za-z]+)")  # "(SELECT ...) UNION (SELECT ...)" starts with "("
+# EXPLAIN only runs the statement it explains with ANALYZE.
+_ANALYZE = re.compile(r"\bANALY[SZ]E\b", re.IGNORECASE)
 
 _ATTRIBUTE = "audit_log_contexts"
 
@@ -80,7 +82,10 @@ def first_word(statement: Any) -> str:
 
 def may_write(statement: Any) -> bool:
     """Return True unless ``statement`` is plainly read-only SQL text."""
-    return first_word(statement) not in _READ_ONLY
+    word = first_word(statement)
+    if word == "EXPLAIN":
+        return bool(_ANALYZE.search(statement))
+    return word not in _READ_ONLY
 
 
 class LazyContext:
@@ -173,11 +178,10 @@ class ContextStack:
     def _execute(self, execute: Callable[..., Any], statement: Any, params: Any, many: bool, context: Any) -> Any:
         if self._busy:
             return execute(statement, params, many, context)
-        word = first_word(statement)
-        if word == "DISCARD":
+        if first_word(statement) == "DISCARD":
             self._witness = None  # DISCARD TEMP/ALL drops the context table
             return execute(statement, params, many, context)
-        if word in _READ_ONLY or self._holds(self.frames[-1]):
+        if not may_write(statement) or self._holds(self.frames[-1]):
             return execute(statement, params, many, context)
         if conf.transaction_pooling and not self.connection.in_atomic_block:
             # Behind a transaction-pooling proxy, consecutive transactions may

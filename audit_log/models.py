@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import decimal
+import json
 import os
 import time
 import uuid
@@ -53,6 +55,18 @@ def user_label(user: Any) -> str:
     get_username = getattr(user, "get_username", None)
     label = get_username() if callable(get_username) else str(user)
     return str(label)[:255]
+
+
+class ExactJSONDecoder(json.JSONDecoder):
+    """Decode JSON numbers with a fraction as ``Decimal``, so logged values are exact.
+
+    ``json.loads`` would turn a logged ``123456789012345.12345`` into a float
+    (``123456789012345.12``); an audit log must give back what was stored.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("parse_float", decimal.Decimal)
+        super().__init__(*args, **kwargs)
 
 
 class ContextFields(models.Model):
@@ -206,7 +220,7 @@ class BaseLogEntry(ContextFields):
     table_name = models.CharField(max_length=255)
     action = models.CharField(max_length=6, choices=Action.choices)
     at = models.DateTimeField()
-    changes = models.JSONField(encoder=DjangoJSONEncoder)
+    changes = models.JSONField(encoder=DjangoJSONEncoder, decoder=ExactJSONDecoder)
     transaction_id = models.BigIntegerField()
 
     # Copied from the context, with the fields of ContextFields.

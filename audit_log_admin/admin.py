@@ -41,7 +41,7 @@ from audit_log.models import Action, BaseLogEntry
 from audit_log.triggers import is_audited
 
 from .conf import conf
-from .diff import DiffFormatter, DisplayValue, FormattedDiff, local_time, pretty_json, with_exact_changes
+from .diff import DiffFormatter, DisplayValue, FormattedDiff, local_time, pretty_json
 from .filters import FilterSetListFilter, LogEntryFilterSet, bounded_by_id
 from .pagination import EstimatedCountPaginator, capped_count, keyset_page
 
@@ -143,7 +143,7 @@ class AuditLogHistoryMixin(_ModelAdminBase):
             entries = entries.filter(content_type_id=ids[0], object_id=str(obj.pk))
         else:
             entries = entries.filter(content_type_id__in=ids, object_id=str(obj.pk))
-        return with_exact_changes(entries.select_related("performed_by", "content_type"))
+        return entries.select_related("performed_by", "content_type")
 
     def get_audit_log_formatter(self, request: HttpRequest) -> DiffFormatter:
         """Return the formatter of this request (``AUDIT_LOG_ADMIN_FORMATTER``)."""
@@ -344,8 +344,8 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
     # -- queries ------------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        """Return the entries with user and content type joined and exact ``changes``."""
-        return with_exact_changes(super().get_queryset(request).select_related("performed_by", "content_type"))
+        """Return the entries with user and content type joined."""
+        return super().get_queryset(request).select_related("performed_by", "content_type")
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         """Use the changelist that formats a page of entries at once."""

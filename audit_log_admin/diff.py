@@ -39,7 +39,6 @@ from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
-from django.db.models.functions import Cast
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
 from django.utils.text import capfirst
@@ -55,9 +54,6 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
     from audit_log.models import BaseLogEntry
-
-#: Name of the annotation :func:`with_exact_changes` adds: ``changes`` as JSON text.
-CHANGES_TEXT = "audit_log_admin_changes_text"
 
 #: Options of every management command, left out of a command's one-line summary.
 _COMMON_COMMAND_OPTIONS = frozenset(
@@ -189,33 +185,6 @@ def word_diff(old: str, new: str, *, max_tokens: int = 4_000) -> tuple[TextSegme
             add("delete", a[i1:i2])
             add("insert", b[j1:j2])
     return tuple(segments)
-
-
-def decode_changes(text: str | None) -> Any:
-    """Decode ``changes`` JSON text, keeping decimals exact.
-
-    ``json.loads`` would turn ``123456789012345.12345`` into a float and show
-    ``123456789012345.12``; an audit log must show what was stored.
-    """
-    if text is None:
-        return None
-    return json.loads(text, parse_float=Decimal)
-
-
-def with_exact_changes(queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
-    """Fetch ``changes`` as JSON text instead of decoded JSON (see :func:`decode_changes`).
-
-    ``changes`` itself is deferred so the value travels once; read it through
-    :func:`entry_changes`.
-    """
-    return queryset.defer("changes").annotate(**{CHANGES_TEXT: Cast("changes", models.TextField())})
-
-
-def entry_changes(entry: BaseLogEntry) -> Any:
-    """Return an entry's ``changes``, exact if fetched by :func:`with_exact_changes`."""
-    if hasattr(entry, CHANGES_TEXT):
-        return decode_changes(getattr(entry, CHANGES_TEXT))
-    return entry.changes
 
 
 def pretty_json(value: Any, indent: int = 2, _level: int = 0) -> str:
@@ -427,7 +396,7 @@ class DiffFormatter:
                 logged[(entry.content_type_id, info.model, db)].add(entry.object_id)
             if not related:
                 continue
-            for change in compute_diff(entry.action, entry_changes(entry)).changes:
+            for change in compute_diff(entry.action, entry.changes).changes:
                 model_field = info.fields.get(change.column)
                 if model_field is None or not _is_foreign_key(model_field) or change.column in info.masked:
                     continue
@@ -488,7 +457,7 @@ class DiffFormatter:
     def format_entry(self, entry: BaseLogEntry) -> FormattedDiff:
         """Return the formatted diff of one entry (call :meth:`prefetch` first)."""
         info = self.model_info(entry)
-        diff = compute_diff(entry.action, entry_changes(entry))
+        diff = compute_diff(entry.action, entry.changes)
         db = entry._state.db or "default"
         rows = [self.format_change(change, info, db) for change in diff.changes]
         rows.sort(key=lambda row: (info.order.get(row.column, len(info.order)), row.column))
@@ -519,7 +488,7 @@ class DiffFormatter:
     def summarize(self, entry: BaseLogEntry) -> str:
         """Return a short summary of an entry's changes: the labels of its first few fields."""
         info = self.model_info(entry)
-        diff = compute_diff(entry.action, entry_changes(entry))
+        diff = compute_diff(entry.action, entry.changes)
         columns = sorted((c.column for c in diff.changes), key=lambda c: (info.order.get(c, len(info.order)), c))
         labels = [self.get_label(column, info.fields.get(column)) for column in columns]
         if len(labels) <= self.summary_fields:

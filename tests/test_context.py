@@ -255,6 +255,10 @@ def test_a_context_on_one_database_does_not_apply_to_another(user):
         ('INSERT INTO "x" VALUES (1)', True),
         ("WITH d AS (DELETE FROM x RETURNING *) SELECT * FROM d", True),
         ("-- comment\nSELECT 1", True),
+        ("(SELECT 1) UNION (SELECT 2)", False),
+        ("EXPLAIN SELECT * FROM x", False),
+        ("EXPLAIN (ANALYZE, BUFFERS) UPDATE x SET a = 1", True),
+        ("explain analyse delete from x", True),
         (b"SELECT 1", True),
     ],
 )

@@ -17,7 +17,14 @@ def test_command_run_is_recorded_as_the_context(entries, tmp_path):
     invoice = InvoiceFactory(amount=Decimal("1.00"))
     report = tmp_path / "report.txt"
     report.write_text("x")
-    call_command("bump_amounts", "2.50", since="2026-01-01", report=str(report), stdout=io.StringIO())
+    call_command(
+        "bump_amounts",
+        "2.50",
+        "--since=2026-01-01",
+        f"--out={tmp_path / 'out.csv'}",
+        f"--report={report}",
+        stdout=io.StringIO(),
+    )
     [entry] = entries(action="UPDATE")
     assert entry.object_id == str(invoice.pk)
     assert entry.changes == {"amount": [1.0, 3.5]}
@@ -27,7 +34,8 @@ def test_command_run_is_recorded_as_the_context(entries, tmp_path):
     assert context["command"] == "bump_amounts"
     assert context["args"] == []
     assert context["kwargs"]["amount"] == "2.50"  # a Decimal, converted
-    assert context["kwargs"]["since"] == "2026-01-01"
+    assert context["kwargs"]["since"] == "2026-01-01"  # a date
+    assert context["kwargs"]["out"] == str(tmp_path / "out.csv")  # a Path
     assert context["kwargs"]["report"] == str(report)  # an open file: its name
     assert context["kwargs"]["verbosity"] == 1
     assert "stdout" not in context["kwargs"]

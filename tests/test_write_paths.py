@@ -180,3 +180,14 @@ def test_autocommit_writes_get_one_transaction_id_each(user, entries):
         InvoiceFactory()
     assert len({entry.transaction_id for entry in entries()}) == 2
     assert AuditLogEntry.objects.same_transaction_as(entries()[0]).count() == 1
+
+
+def test_a_10000_row_update_is_logged_by_one_trigger_call(ctx, entries):
+    Invoice.objects.bulk_create([Invoice(number=f"S-{i}", amount=Decimal(i)) for i in range(10_000)])
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL track_functions = 'pl'")
+        Invoice.objects.filter(pk=Invoice.objects.order_by("pk").values("pk")[:1]).update(notes="one row first")
+        Invoice.objects.update(amount=Decimal("1"), notes="all")
+        cursor.execute("SELECT calls FROM pg_stat_xact_user_functions WHERE funcname = 'audit_log_fn_testapp_invoice'")
+        assert cursor.fetchone()[0] == 2  # once per statement, not per row
+    assert AuditLogEntry.objects.filter(action="UPDATE").count() == 10_001

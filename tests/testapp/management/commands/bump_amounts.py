@@ -1,3 +1,5 @@
+import datetime
+import pathlib
 from decimal import Decimal
 
 from django.core.management.base import CommandParser
@@ -11,7 +13,8 @@ class Command(AuditLoggedCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("amount", type=Decimal)
-        parser.add_argument("--since", default=None)
+        parser.add_argument("--since", type=datetime.date.fromisoformat, default=None)
+        parser.add_argument("--out", type=pathlib.Path, default=None)
         parser.add_argument("--report", type=open, default=None)
         parser.add_argument("--fail", action="store_true", help="raise after the first change")
 

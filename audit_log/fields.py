@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.conf import SettingsReference
 from django.contrib.contenttypes.fields import GenericRelation
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Model, QuerySet
 
 from .conf import conf
+
+#: The setting that names the log-entry model.
+ENTRY_MODEL_SETTING = "AUDIT_LOG_ENTRY_MODEL"
 
 
 class AuditLogsField(GenericRelation):
@@ -60,12 +64,26 @@ class AuditLogsField(GenericRelation):
         cls._meta.private_fields.remove(self)
         cls._meta.add_field(self, private=False)
 
-    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
-        """Describe the field for migrations: the entry model and the audit options."""
-        name = self.name
+    @property
+    def swappable_setting(self) -> str | None:
+        """Name ``AUDIT_LOG_ENTRY_MODEL`` when the field points at the configured log model.
+
+        Like a foreign key to ``AUTH_USER_MODEL``: migrations then refer to the
+        setting (``to=settings.AUDIT_LOG_ENTRY_MODEL`` and a swappable
+        dependency), so an app's migrations work with any project's log model.
+        """
+        return ENTRY_MODEL_SETTING if self._label().lower() == conf.entry_model.lower() else None
+
+    def _label(self) -> str:
         model = self.remote_field.model
-        label = model if isinstance(model, str) else model._meta.label_lower
-        kwargs: dict[str, Any] = {"to": label}
+        return model if isinstance(model, str) else model._meta.label
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        """Describe the field for migrations: the entry model (by setting) and the audit options."""
+        name = self.name
+        label = self._label()
+        setting = self.swappable_setting
+        kwargs: dict[str, Any] = {"to": SettingsReference(label, setting) if setting else label.lower()}
         if self.exclude:
             kwargs["exclude"] = list(self.exclude)
         if self.mask:

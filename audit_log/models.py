@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Self
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.contrib.postgres.indexes import BrinIndex
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.http import HttpRequest
@@ -21,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import conf
 from .fields import AuditLogsField
+from .indexes import BrinIndex
 from .serialization import jsonable
 
 if TYPE_CHECKING:

@@ -1,0 +1,65 @@
+"""How the audit field and the log's indexes appear in migrations and in the database."""
+
+import pytest
+from django.core import checks
+from django.db import connection
+from django.db.migrations.writer import MigrationWriter
+
+from audit_log.fields import AuditLogsField
+from audit_log.indexes import BrinIndex
+from tests.testapp.models import AuditLogEntry, Customer, Invoice
+
+
+def test_audit_field_refers_to_the_entry_model_setting_in_migrations():
+    name, path, args, kwargs = Customer._meta.get_field("audit_logs").deconstruct()
+    assert (name, path, args) == ("audit_logs", "audit_log.fields.AuditLogsField", [])
+    assert kwargs == {"to": "testapp.AuditLogEntry", "exclude": ["last_seen"], "mask": ["password"]}
+    assert kwargs["to"].setting_name == "AUDIT_LOG_ENTRY_MODEL"
+    text, imports = MigrationWriter.serialize(Invoice._meta.get_field("audit_logs"))
+    assert text == "audit_log.fields.AuditLogsField(to=settings.AUDIT_LOG_ENTRY_MODEL)"
+    assert "from django.conf import settings" in imports
+
+
+def test_audit_field_pointing_elsewhere_names_its_model():
+    field = AuditLogsField(to="otherapp.OtherLog")
+    assert field.swappable_setting is None
+    assert field.deconstruct()[3]["to"] == "otherapp.otherlog"
+
+
+def test_log_model_passes_model_checks_without_contrib_postgres():
+    # Django 6 requires django.contrib.postgres for its own BrinIndex (postgres.E005).
+    errors = [error for error in checks.run_checks(tags=[checks.Tags.models]) if error.obj is AuditLogEntry]
+    assert errors == []
+
+
+@pytest.mark.django_db
+def test_brin_index_sql_and_deconstruction():
+    index = BrinIndex(fields=["at"], name="log_at_brin", pages_per_range=16)
+    with connection.schema_editor(collect_sql=True) as editor:
+        statement = str(index.create_sql(AuditLogEntry, editor))
+    assert (
+        statement
+        == 'CREATE INDEX "log_at_brin" ON "testapp_auditlogentry" USING brin ("at") WITH (pages_per_range = 16)'
+    )
+    assert index.deconstruct() == (
+        "audit_log.indexes.BrinIndex",
+        (),
+        {"fields": ["at"], "name": "log_at_brin", "pages_per_range": 16},
+    )
+    with pytest.raises(ValueError, match="pages_per_range"):
+        BrinIndex(fields=["at"], name="x", pages_per_range=0)
+
+
+@pytest.mark.django_db
+def test_log_table_has_the_documented_indexes():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT am.amname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam "
+            "WHERE i.indrelid = 'testapp_auditlogentry'::regclass"
+        )
+        indexes = cursor.fetchall()
+    assert sorted(kind for kind, _ in indexes) == ["brin", "brin", "brin", "btree", "btree", "btree"]
+    definitions = " ".join(definition for _, definition in indexes)
+    assert "(content_type_id, object_id, id)" in definitions
+    assert "USING brin (transaction_id) WITH (pages_per_range='32')" in definitions

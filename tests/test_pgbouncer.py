@@ -7,6 +7,7 @@ context row leak from one client into another.
 """
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -68,7 +69,10 @@ pidfile = {tmp_path / "pgbouncer.pid"}
     )
     command = [PGBOUNCER, str(tmp_path / "pgbouncer.ini")]
     if os.geteuid() == 0:
-        command[1:1] = ["-u", "postgres"]  # PgBouncer refuses to run as root
+        # PgBouncer refuses to run as root. An embedded server listens on a
+        # socket only its own user may reach: run as that user then.
+        user = pwd.getpwuid(Path(host).stat().st_uid).pw_name if host.startswith("/") else "postgres"
+        command[1:1] = ["-u", user]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(50):
         try:

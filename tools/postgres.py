@@ -9,7 +9,9 @@ Either way the server is stopped when this process exits.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,39 @@ def start_embedded(data_dir: str | os.PathLike[str] | None = None) -> dict[str, 
     info = _servers[key].get_postmaster_info()
     host = str(info.socket_dir) if info.socket_dir else "127.0.0.1"
     return {"NAME": "postgres", "USER": "postgres", "PASSWORD": "", "HOST": host, "PORT": str(info.port or "")}
+
+
+def stop_embedded(data_dir: str | os.PathLike[str], timeout: float = 30) -> bool:
+    """Stop the embedded PostgreSQL of ``data_dir`` now (a fast shutdown).
+
+    pgserver stops the server when the last process that started it exits, but
+    a process killed outright never counts as exited; this uses PostgreSQL's
+    own ``postmaster.pid`` instead, so it works whatever happened before.
+
+    Args:
+        data_dir: The server's data directory.
+        timeout: Seconds to wait for the server to stop.
+
+    Returns:
+        True if a running server was stopped.
+    """
+    pid_file = Path(data_dir) / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, signal.SIGINT)  # "fast" shutdown: roll back open transactions, then stop
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    raise RuntimeError(f"PostgreSQL (pid {pid}) in {data_dir} did not stop within {timeout} s")
 
 
 def database_settings(data_dir: str | os.PathLike[str] | None = None, **extra: Any) -> dict[str, Any]:

@@ -7,15 +7,25 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint benchmark clean
+.PHONY: test lint benchmark demo clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,lint]"
+	$(BIN)/pip install --quiet -e ".[test,lint,demo]"
 	touch $@
+
+# The demo needs less than the tests: the package, its admin, an embedded PostgreSQL.
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[demo]"
+	touch $@
+
+# Options go through ARGS (and PORT), e.g. make demo PORT=8001 ARGS="--entries 1000000"
+demo: $(VENV)/.installed-demo
+	$(BIN)/python -m sandbox $(ARGS)
 
 test: $(VENV)/.installed
 	$(BIN)/pytest

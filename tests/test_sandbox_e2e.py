@@ -26,27 +26,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from audit_log.sql import quote_ident
+from tests.browser import ARTIFACTS, CHROMIUM_ARGS, MISSING, chromium
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STARTUP_TIMEOUT = 300  # a first start creates the database, migrates and seeds
-
-
-def chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
 
 
 def free_port() -> int:
@@ -183,7 +166,7 @@ def launcher_env(tmp_path):
 def test_sandbox_demo_edit_shows_in_history(launcher_env):
     path = chromium()
     if path is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+        pytest.skip(MISSING)
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     if shutil.which("make") is None:
         pytest.skip("make is not installed; the README's demo command is `make demo`")

@@ -9,27 +9,15 @@ import datetime
 import os
 import re
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
 from audit_log.context import audit_context
+from tests.browser import ARTIFACTS, CHROMIUM_ARGS, MISSING, chromium
 from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 from tests.testapp.models import AuditLogEntry, Awkward, Invoice
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "secret"  # a throwaway test user's
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -37,8 +25,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"No Chromium at {CHROMIUM}: install Debian's chromium package (apt-get install -y chromium).")
+    path = chromium()
+    if path is None:
+        pytest.skip(MISSING)
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
@@ -48,9 +37,9 @@ def browser():
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            yield chromium
-            chromium.close()
+            launched = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+            yield launched
+            launched.close()
     finally:
         if previous is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -232,7 +232,10 @@ class BaseLogEntry(ContextFields):
     table_name = models.CharField(max_length=255)
     action = models.CharField(max_length=6, choices=Action.choices)
     at = models.DateTimeField()
-    changes = models.JSONField(encoder=DjangoJSONEncoder, decoder=exact_json_decoder)
+    changes = models.JSONField(
+        encoder=DjangoJSONEncoder,
+        decoder=exact_json_decoder,  # type: ignore[arg-type]  # Django takes any callable; the stubs want a class
+    )
     transaction_id = models.BigIntegerField()
 
     # Copied from the context, with the fields of ContextFields.

@@ -80,9 +80,14 @@ def first_word(statement: Any) -> str:
     return match.group(1).upper() if match else ""
 
 
-def may_write(statement: Any) -> bool:
-    """Return True unless ``statement`` is plainly read-only SQL text."""
-    word = first_word(statement)
+def may_write(statement: Any, word: str | None = None) -> bool:
+    """Return True unless ``statement`` is plainly read-only SQL text.
+
+    Args:
+        statement: The SQL.
+        word: Its :func:`first_word`, if the caller has it already.
+    """
+    word = first_word(statement) if word is None else word
     if word == "EXPLAIN":
         return bool(_ANALYZE.search(statement))
     return word not in _READ_ONLY
@@ -178,10 +183,11 @@ class ContextStack:
     def _execute(self, execute: Callable[..., Any], statement: Any, params: Any, many: bool, context: Any) -> Any:
         if self._busy:
             return execute(statement, params, many, context)
-        if first_word(statement) == "DISCARD":
+        word = first_word(statement)  # every statement pays for this: look once
+        if word == "DISCARD":
             self._witness = None  # DISCARD TEMP/ALL drops the context table
             return execute(statement, params, many, context)
-        if not may_write(statement) or self._holds(self.frames[-1]):
+        if not may_write(statement, word) or self._holds(self.frames[-1]):
             return execute(statement, params, many, context)
         if conf.transaction_pooling and not self.connection.in_atomic_block:
             # Behind a transaction-pooling proxy, consecutive transactions may

@@ -94,7 +94,12 @@ class AuditLogSchemaEditorMixin(_EditorBase):
                 else:
                     triggers.uninstall(self, audited._meta.db_table)
             return
-        if triggers.is_audited(model):
+        # The trigger depends only on a column's name and type: changes to
+        # choices, defaults or help texts (AlterField as well) need no new one.
+        column_changed = old_field.column != new_field.column or old_field.db_type(
+            self.connection
+        ) != new_field.db_type(self.connection)
+        if column_changed and triggers.is_audited(model):
             fields = [new_field if f.name == old_field.name else f for f in model._meta.local_concrete_fields]
             triggers.install(self, model, fields=fields)
         if self._is_log_model(model) and old_field.column != new_field.column:

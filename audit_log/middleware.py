@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 
-from .context import activate
+from .context import LazyContext, activate
 from .loading import get_context_model
 
 
@@ -35,23 +36,24 @@ class RequestContextMiddleware:
         """Handle ``request`` inside its audit context."""
         if self.async_mode:
             return self.__acall__(request)
-        model = get_context_model()
-        with activate(lambda: model.create_from_request(request)):
+        with self.context_of(request):
             return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        model = get_context_model()
-        scope = activate(lambda: model.create_from_request(request))
+        scope = self.context_of(request)
         # Database connections belong to the thread that runs sync ORM code
         # (thread_sensitive), so enter and leave the context there.
         await sync_to_async(scope.__enter__)()
         try:
             response: HttpResponseBase = await self.get_response(request)
-        except BaseException as error:
-            await sync_to_async(scope.__exit__)(type(error), error, error.__traceback__)
-            raise
-        await sync_to_async(scope.__exit__)(None, None, None)
+        finally:
+            await sync_to_async(scope.__exit__)(None, None, None)  # clears whether the view raised or not
         return response
+
+    def context_of(self, request: HttpRequest) -> AbstractContextManager[LazyContext]:
+        """Return the (not yet entered) audit context of ``request`` on every PostgreSQL database."""
+        model = get_context_model()
+        return activate(lambda: model.create_from_request(request))
 
 
 #: The name the original package used.

@@ -199,14 +199,11 @@ def spec_for(
         )
     # Sorted: the same table gives the same SQL whether its columns came from
     # the model's declaration or from a migration history that added them later.
+    typed = sorted((column_of(field), field.db_type(connection)) for field in table_fields)
     columns = tuple(
-        sql.Column(
-            name=column_of(field),
-            comparable=_is_comparable(field.db_type(connection) or ""),
-            masked=column_of(field) in masked,
-        )
-        for field in sorted(table_fields, key=column_of)
-        if column_of(field) not in excluded and field.db_type(connection) is not None
+        sql.Column(name=column, comparable=_is_comparable(db_type), masked=column in masked)
+        for column, db_type in typed
+        if column not in excluded and db_type is not None
     )
     entry = _entry_model(audit)
     if entry_columns is None:

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from .conf import conf
 from .fields import AuditLogsField
 from .indexes import BrinIndex
+from .request_info import request_details
 from .serialization import jsonable
 
 if TYPE_CHECKING:
@@ -105,9 +106,11 @@ class BaseContext(ContextFields):
     """Who and where: the context copied onto every log entry written inside it.
 
     Subclass it in your app with ``Meta.managed = False`` and name the subclass
-    in ``AUDIT_LOG_CONTEXT_MODEL``. Its fields define a TEMPORARY table that the
-    triggers read; every concrete field must also exist, with the same column
-    name, on the log-entry model (a system check verifies this). Add fields to
+    in ``AUDIT_LOG_CONTEXT_MODEL``. It never has a table: its fields define the
+    record the triggers read from the context each write carries (a JSON
+    object in the transaction-local setting ``audit_log.context``, see
+    ``audit_log.context``); every concrete field must also exist, with the
+    same column name, on the log-entry model (a system check verifies this). Add fields to
     both models to record more, and override :meth:`create_from_request` or
     :meth:`create_from_management_command` to fill them.
     """
@@ -122,7 +125,10 @@ class BaseContext(ContextFields):
         """Build the context of an HTTP request (not saved: the triggers read it lazily).
 
         Called by ``RequestContextMiddleware`` at the request's first write, so
-        requests that write nothing pay nothing.
+        requests that write nothing pay nothing. What it records from the
+        request is cleaned and capped (``audit_log.request_info``): nothing a
+        client sends can make it raise. Values your override adds are cut to
+        their field's ``max_length``.
 
         Args:
             request: The current request.
@@ -137,12 +143,7 @@ class BaseContext(ContextFields):
             context_type=HTTP_REQUEST,
             performed_by=user,
             performed_by_label=user_label(user),
-            context={
-                "method": request.method,
-                "path": request.path,
-                "query_params": {key: request.GET.getlist(key) for key in request.GET},
-                "remote_addr": request.META.get("REMOTE_ADDR"),
-            },
+            context=request_details(request),
         )
 
     @classmethod

@@ -20,13 +20,17 @@ from django.db.models import Model
 from django.utils.module_loading import import_string
 
 from . import triggers
-from .conf import conf
 from .loading import get_context_model, get_log_entry_model
 
 CHECK_TAG = "audit_log"
 
 _INTEGER_TYPES = {"integer", "bigint", "smallint", "serial", "bigserial", "smallserial"}
-_BOOLEAN_SETTINGS = ("AUDIT_LOG_REQUIRE_CONTEXT", "AUDIT_LOG_TRANSACTION_POOLING")
+_BOOLEAN_SETTINGS = ("AUDIT_LOG_REQUIRE_CONTEXT",)
+#: Settings earlier versions read, with why they are gone.
+_OBSOLETE_SETTINGS = {
+    "AUDIT_LOG_TRANSACTION_POOLING": "the context now travels inside each write's own transaction, which works "
+    "behind transaction pooling as it is",
+}
 
 
 def register() -> None:
@@ -87,8 +91,8 @@ def _check_models_pair(context_model: type[Model] | None, entry_model: type[Mode
     if context_model is not None and context_model._meta.managed:
         errors.append(
             checks.Error(
-                f"The context model {context_model._meta.label} is managed, so migrate would create a permanent "
-                "table for it; the context lives in a temporary table.",
+                f"The context model {context_model._meta.label} is managed, so migrate would create a table for "
+                "it; the context never lives in a table (it travels with each write).",
                 hint="Add `class Meta: managed = False` to the context model and run makemigrations.",
                 obj=context_model,
                 id="audit_log.E005",
@@ -145,6 +149,15 @@ def _check_plain_settings(values: Mapping[str, Any]) -> list[checks.CheckMessage
         checks.Error(f"{name} must be True or False.", hint=f"Set {name} to a bool.", id="audit_log.E012")
         for name in _BOOLEAN_SETTINGS
         if not isinstance(values.get(name, False), bool)
+    ]
+    errors += [
+        checks.Warning(
+            f"{name} has no effect any more: {reason}.",
+            hint=f"Remove {name} from your settings.",
+            id="audit_log.W004",
+        )
+        for name, reason in _OBSOLETE_SETTINGS.items()
+        if name in values
     ]
     return errors
 
@@ -252,17 +265,6 @@ def _check_connection(connection: BaseDatabaseWrapper, models: Sequence[type[Mod
                 "editor, or add audit_log.db.migrations.operations.AddAuditLogging operations to your migrations "
                 "(then silence audit_log.W001).",
                 id="audit_log.W001",
-            )
-        )
-    if connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS") and not conf.transaction_pooling:
-        errors.append(
-            checks.Warning(
-                f"Database {alias!r} sets DISABLE_SERVER_SIDE_CURSORS, which suggests a transaction-pooling proxy "
-                "such as PgBouncer. There the audit context row and the change can land on different server "
-                "sessions, and changes would be logged with the wrong or no context.",
-                hint="Set AUDIT_LOG_TRANSACTION_POOLING = True if the database is behind transaction pooling; "
-                "otherwise silence audit_log.W002.",
-                id="audit_log.W002",
             )
         )
     return errors

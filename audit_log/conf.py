@@ -46,14 +46,5 @@ class AuditLogSettings:
         pairs = raw.items() if isinstance(raw, Mapping) else raw
         return {str(value): str(label) for value, label in pairs}
 
-    @property
-    def transaction_pooling(self) -> bool:
-        """``AUDIT_LOG_TRANSACTION_POOLING`` (default False): the database is behind transaction pooling.
-
-        Behind a proxy such as PgBouncer in transaction mode, the context must
-        travel in the same transaction as every change.
-        """
-        return bool(getattr(settings, "AUDIT_LOG_TRANSACTION_POOLING", False))
-
 
 conf = AuditLogSettings()

@@ -1,21 +1,38 @@
-"""The temporary context table: who and where, for the triggers to copy into every entry.
+"""The context channel: who and where, handed to the triggers with every write.
 
-A context belongs to a database connection, not to a thread-local: each
-Django connection keeps a stack of active contexts. Entering a context costs
-no query. The first statement that may write while it is active first writes
-the context row into the connection's TEMPORARY table (creating the table if
-this session has none yet) in one round trip; leaving the outermost context
-empties the table in ``finally``. So a request that writes nothing adds no
-statement, and one that writes adds two round trips, however many rows it
-changes.
+Each Django connection keeps a stack of active contexts. While one is active,
+an execute wrapper puts ``SET LOCAL audit_log.context = '<json>'`` in front of
+every statement that can fire an audit trigger, in the same query string. So
+the context reaches the trigger in the same round trip and the same
+transaction as the write, and PostgreSQL forgets it when that transaction
+ends, or when a savepoint it was set in rolls back. No state outlives the
+transaction that needs it: there is nothing to clear after a request and
+nothing to guess about whether a transaction committed, a raw ``BEGIN`` /
+``ROLLBACK`` / ``DISCARD ALL`` cannot leave a stale context behind, and it works
+unchanged behind PgBouncer's transaction pooling.
 
-Nesting: the innermost context applies. Leaving it makes the outer one apply
-again; the outer row is rewritten lazily, before the next write.
+What it costs: entering and leaving a context send nothing; a statement that
+only reads is sent unchanged; a write carries the context's JSON (built once
+per context) with it. A statement more is sent only
 
-Transactions: the context row is written in whatever transaction is open. If
-that transaction (or savepoint) is rolled back, the row is gone too; this is
-noticed through Django's own on-commit bookkeeping and the row is written
-again before the next write.
+* when a context that wrote is left while its transaction stays open (inside
+  ``atomic()``): ``SET LOCAL audit_log.context = ''``, so later statements of
+  that transaction cannot see a context no active block set;
+* for ``executemany()`` and with psycopg 3's server-side binding, which cannot
+  send two statements in one query string: the context is set by a statement
+  of its own, in a transaction opened for the pair when none is open.
+
+Which statements carry the context (:func:`carries_context`): those whose
+first keyword (after comments and parentheses) is INSERT, UPDATE, DELETE,
+MERGE, TRUNCATE, COPY, WITH, EXECUTE, or EXPLAIN ANALYZE. Not ``SELECT`` (a
+``SELECT writer_function()`` is taken to be a read), nor ``CALL`` and ``DO``
+(a procedure may commit, which it cannot do inside the implicit transaction a
+two-statement query string makes): before those, call :func:`write_context`
+inside ``transaction.atomic()``. Without it their changes are still logged,
+as ``"unknown"``.
+
+Nesting: the innermost context applies; leaving it makes the outer one apply
+again, from the next write on.
 """
 
 from __future__ import annotations
@@ -27,78 +44,70 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.transaction import TransactionManagementError
 
 from . import sql
-from .conf import conf
 from .loading import get_context_model
 from .models import user_label
+from .payload import build_payload
 from .serialization import jsonable
-from .triggers import column_of
 
 if TYPE_CHECKING:
     from .models import BaseContext
 
-# Statements that cannot change an audited table, by their first word.
-# Everything else (and any statement that is not plain text) makes the pending
-# context row be written first: being wrong in that direction costs one round
-# trip, never a record.
-_READ_ONLY = frozenset(
-    {
-        "SELECT",
-        "SHOW",
-        "SAVEPOINT",
-        "RELEASE",
-        "ROLLBACK",
-        "BEGIN",
-        "START",
-        "COMMIT",
-        "END",
-        "SET",
-        "RESET",
-        "FETCH",
-        "CLOSE",
-        "LISTEN",
-        "UNLISTEN",
-        "VALUES",
-        "TABLE",
-    }
-)
-_FIRST_WORD = re.compile(r"[\s(]*([A-Za-z]+)")  # "(SELECT ...) UNION (SELECT ...)" starts with "("
+#: First keywords of statements that can fire an audit trigger.
+_WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "COPY", "WITH", "EXECUTE"})
+# Whitespace, comments ("--" to the end of the line, "/* */") and opening
+# parentheses before the first keyword.
+_FIRST_WORD = re.compile(r"(?:\s|--[^\n]*(?:\n|\Z)|/\*.*?\*/|\()*([A-Za-z]+)", re.DOTALL)
 # EXPLAIN only runs the statement it explains with ANALYZE.
 _ANALYZE = re.compile(r"\bANALY[SZ]E\b", re.IGNORECASE)
+
+# libpq's PQtransactionStatus, the same numbers in psycopg2 and psycopg 3: read
+# from the driver, no round trip.
+_IDLE, _INTRANS, _UNKNOWN = 0, 2, 4
 
 _ATTRIBUTE = "audit_log_contexts"
 
 
-def first_word(statement: Any) -> str:
-    """Return the first SQL keyword of ``statement`` in capitals ("" if it is not plain text)."""
-    if not isinstance(statement, str):
-        return ""
+def first_word(statement: str) -> str:
+    """Return the first SQL keyword of ``statement`` in capitals, skipping comments ("" if none)."""
     match = _FIRST_WORD.match(statement)
     return match.group(1).upper() if match else ""
 
 
-def may_write(statement: Any, word: str | None = None) -> bool:
-    """Return True unless ``statement`` is plainly read-only SQL text.
+def carries_context(statement: str) -> bool:
+    """Return True if ``statement`` can fire an audit trigger, so the context must travel with it.
 
     Args:
-        statement: The SQL.
-        word: Its :func:`first_word`, if the caller has it already.
+        statement: SQL text.
     """
-    word = first_word(statement) if word is None else word
+    word = first_word(statement)
     if word == "EXPLAIN":
         return bool(_ANALYZE.search(statement))
-    return word not in _READ_ONLY
+    return word in _WRITES
 
 
 class LazyContext:
-    """A context instance built on first use and shared by every database it applies to."""
+    """A context built on first use, shared by every database it applies to.
 
-    def __init__(self, factory: Callable[[], BaseContext]) -> None:
+    The instance and its payload are built once, so every database sees the
+    same context (the same ``context_id``).
+
+    Args:
+        factory: Builds the (unsaved) context instance.
+        strict: Refuse bad values with ``ValueError`` rather than mend them
+            (see ``audit_log.payload``).
+    """
+
+    def __init__(self, factory: Callable[[], BaseContext], *, strict: bool = False) -> None:
         self._factory = factory
+        self._strict = strict
         self._instance: BaseContext | None = None
+        self._statement: str | None = None
+        self._building = False
 
     def get(self) -> BaseContext:
         """Build the context instance (once) and return it."""
@@ -106,29 +115,23 @@ class LazyContext:
             self._instance = self._factory()
         return self._instance
 
+    def statement(self) -> str:
+        """Return the ``SET LOCAL`` statement that hands this context to the triggers (built once).
 
-class _Marker:
-    """An on-commit callback that only remembers that it ran.
-
-    While the transaction that wrote the context row is open, the marker sits
-    in ``connection.run_on_commit``; Django drops it there when that
-    transaction or savepoint rolls back, and calls it on commit.
-    """
-
-    committed = False
-
-    def __call__(self) -> None:
-        self.committed = True
-
-
-@dataclass
-class _Witness:
-    """Proof that the context row of ``frame`` was written, and where."""
-
-    frame: Frame
-    raw: Any  # the DB-API connection it was written on
-    marker: _Marker | None  # None: written outside any transaction (committed at once)
-    uncertain: bool = False  # manual transaction management: validity unknowable
+        Raises:
+            RuntimeError: If building the context itself writes to a database
+                while this context is active.
+            ValueError: In strict mode, for values the payload refuses.
+        """
+        if self._statement is None:
+            if self._building:
+                raise RuntimeError("Building the audit context wrote to the database; build it without writing.")
+            self._building = True
+            try:
+                self._statement = sql.set_context(build_payload(self.get(), strict=self._strict))
+            finally:
+                self._building = False
+        return self._statement
 
 
 @dataclass(eq=False)
@@ -138,14 +141,27 @@ class Frame:
     context: LazyContext
 
 
+@dataclass(frozen=True)
+class _Prefixes:
+    """The prefix of one context, with and without ``%`` doubled for parameter interpolation."""
+
+    plain: str
+    escaped: str
+
+
 class ContextStack:
-    """The active contexts of one database connection and the state of its context table."""
+    """The active contexts of one database connection, and the wrapper that hands them to the triggers."""
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
         self.frames: list[Frame] = []
-        self._witness: _Witness | None = None
+        # Whether a SET LOCAL may still be in force: set when one is sent,
+        # cleared when leaving a context finds no transaction open.
+        self._set = False
         self._busy = False
+        self._prefixes: tuple[LazyContext, _Prefixes] | None = None
+        self._driver: Any = connection.Database  # type: ignore[attr-defined]  # every backend has one; the stubs omit it
+        self._multiple_results = self._driver.__name__ == "psycopg"
 
     # --- public -----------------------------------------------------------
 
@@ -158,7 +174,7 @@ class ContextStack:
         return frame
 
     def pop(self, frame: Frame) -> None:
-        """Leave ``frame``; when it is the outermost, empty the context table.
+        """Leave ``frame``; hide its context from the rest of a transaction that is still open.
 
         Raises:
             RuntimeError: If ``frame`` is not the innermost active context.
@@ -166,125 +182,127 @@ class ContextStack:
         if not self.frames or self.frames[-1] is not frame:
             raise RuntimeError("Audit contexts must be exited in the reverse order they were entered.")
         try:
-            if len(self.frames) == 1:
-                self._clear()
+            if self._set:
+                status = self._transaction_status()
+                if status == _INTRANS:
+                    self._run(sql.clear_context())
+                if status in {_IDLE, _INTRANS}:
+                    # Otherwise (a failed transaction) its rollback forgets it.
+                    self._set = False
         finally:
             self.frames.pop()
             if not self.frames:
                 self.connection.execute_wrappers.remove(self._execute)
 
     def write(self) -> None:
-        """Write the current context row now, if it is not in the table already."""
-        if self.frames and not self._busy and not self._holds(self.frames[-1]):
-            self._flush()
+        """Hand the current context to the triggers for the rest of the open transaction.
+
+        Raises:
+            RuntimeError: If no context is active on this connection.
+            TransactionManagementError: If no transaction is open.
+        """
+        if not self.frames:
+            raise RuntimeError("write_context() needs an active audit context on this database.")
+        self.connection.ensure_connection()
+        if self._transaction_status() != _INTRANS:
+            raise TransactionManagementError(
+                "write_context() sets the context for the current transaction only, and none is open: "
+                "call it inside transaction.atomic(), before the statement it is for."
+            )
+        self._run(self._statement())
 
     # --- the execute wrapper ------------------------------------------------
 
     def _execute(self, execute: Callable[..., Any], statement: Any, params: Any, many: bool, context: Any) -> Any:
         if self._busy:
             return execute(statement, params, many, context)
-        word = first_word(statement)  # every statement pays for this: look once
-        if word == "DISCARD":
-            self._witness = None  # DISCARD TEMP/ALL drops the context table
+        text = _text_of(statement, self.connection)
+        if text is None:
+            # Not text we can rewrite (bytes): classify a decoded copy, and
+            # give a write its context through a statement of its own.
+            if carries_context(_probe(statement)):
+                return self._execute_separately(execute, statement, params, many, context)
             return execute(statement, params, many, context)
-        if not may_write(statement, word) or self._holds(self.frames[-1]):
+        if not carries_context(text):
             return execute(statement, params, many, context)
-        if conf.transaction_pooling and not self.connection.in_atomic_block:
-            # Behind a transaction-pooling proxy, consecutive transactions may
-            # run on different server sessions: the context row and the change
-            # must share one transaction.
+        if many or self._single_statement_only():
+            return self._execute_separately(execute, statement, params, many, context)
+        prefixes = self._current_prefixes()
+        self._set = True
+        result = execute((prefixes.plain if params is None else prefixes.escaped) + text, params, many, context)
+        if self._multiple_results:
+            # psycopg 3 leaves a multi-statement result on its first result
+            # set; the caller wants the write's (RETURNING rows, rowcount).
+            context["cursor"].cursor.nextset()
+        return result
+
+    def _execute_separately(
+        self, execute: Callable[..., Any], statement: Any, params: Any, many: bool, context: Any
+    ) -> Any:
+        """Set the context by a statement of its own, in the same transaction as the write."""
+        statement_to_set = self._statement()
+        if self.connection.get_autocommit() and self._transaction_status() == _IDLE:
             with transaction.atomic(using=self.connection.alias):
-                self._flush()
+                self._run(statement_to_set)
                 return execute(statement, params, many, context)
-        self._flush()
+        self._run(statement_to_set)
         return execute(statement, params, many, context)
 
-    # --- the context table ----------------------------------------------------
+    # --- helpers --------------------------------------------------------------
 
-    def _status(self) -> str:
-        """Where the last written row stands: "absent", "pending", "committed" or "uncertain"."""
-        witness = self._witness
-        if witness is None or witness.raw is None or witness.raw is not self.connection.connection:
-            return "absent"  # never written, or the connection was reopened since
-        if witness.uncertain:
-            return "uncertain"
-        if witness.marker is None:
-            return "committed"
-        if any(entry[1] is witness.marker for entry in self.connection.run_on_commit):
-            return "pending"
-        if witness.marker.committed and not conf.transaction_pooling:
-            return "committed"
-        return "absent"  # rolled back, or (pooling) deleted at commit
-
-    def _holds(self, frame: Frame) -> bool:
-        return self._witness is not None and self._witness.frame is frame and self._status() in {"pending", "committed"}
-
-    def _flush(self) -> None:
-        frame = self.frames[-1]
-        connection = self.connection
-        self._busy = True  # building the context may query (request.user); let that through
+    def _statement(self) -> str:
+        lazy = self.frames[-1].context
+        self._busy = True  # building the context may query (request.user): let that through
         try:
-            instance = frame.context.get()
-            model = type(instance)
-            fields = model._meta.concrete_fields
-            columns = [(column_of(f), f.db_type(connection) or "") for f in fields]
-            params = [f.get_db_prep_save(getattr(instance, f.attname), connection) for f in fields]
-            table = model._meta.db_table
-            create = sql.create_context_table(table, columns)
-            if conf.transaction_pooling:
-                # Rows must never outlive the transaction: the server session is shared.
-                create += " ON COMMIT DELETE ROWS"
-            # IF NOT EXISTS: created once per session; later flushes only look it up.
-            statements = [
-                sql.escape_percent(create),
-                sql.escape_percent(sql.clear_context(table)),
-                sql.fill_context(table, [column for column, _ in columns]),
-            ]
-            with connection.cursor() as cursor:
-                if _can_batch(connection):
-                    cursor.execute("; ".join(statements), params)
-                else:
-                    cursor.execute(statements[0].replace("%%", "%"))
-                    cursor.execute(statements[1].replace("%%", "%"))
-                    cursor.execute(statements[2], params)
+            return lazy.statement()
         finally:
             self._busy = False
-        marker = None
-        uncertain = False
-        if connection.in_atomic_block:
-            marker = _Marker()
-            transaction.on_commit(marker, using=connection.alias)
-        elif not connection.get_autocommit():
-            uncertain = True
-        self._witness = _Witness(frame=frame, raw=connection.connection, marker=marker, uncertain=uncertain)
 
-    def _clear(self) -> None:
-        status = self._status()
-        self._witness = None
-        if status == "absent":
-            return
-        table = get_context_model()._meta.db_table
+    def _current_prefixes(self) -> _Prefixes:
+        lazy = self.frames[-1].context
+        if self._prefixes is None or self._prefixes[0] is not lazy:
+            prefix = self._statement() + "; "
+            self._prefixes = (lazy, _Prefixes(plain=prefix, escaped=sql.escape_percent(prefix)))
+        return self._prefixes[1]
+
+    def _single_statement_only(self) -> bool:
+        # psycopg 3's server-side binding sends one statement per query.
+        return bool(self.connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
+
+    def _transaction_status(self) -> int:
+        raw = self.connection.connection
+        if raw is None:
+            return _IDLE
+        try:
+            return int(raw.info.transaction_status)
+        except self._driver.Error:  # a closed connection: no transaction to protect
+            return _UNKNOWN
+
+    def _run(self, statement: str) -> None:
         self._busy = True
         try:
             with self.connection.cursor() as cursor:
-                cursor.execute(sql.clear_context(table))
-        except DatabaseError:
-            # The row was written in the transaction that just failed, so its
-            # rollback removes the row; or the session is gone, and its
-            # temporary table with it. Anything else must not pass silently.
-            if status != "pending" and self.connection.is_usable():
-                raise
+                cursor.execute(statement)
         finally:
             self._busy = False
+        self._set = True
 
 
-def _can_batch(connection: BaseDatabaseWrapper) -> bool:
-    """Whether several statements with parameters can share one ``execute()``.
+def _text_of(statement: Any, connection: BaseDatabaseWrapper) -> str | None:
+    """The SQL text of ``statement``: str as is, psycopg ``sql.Composable`` rendered, else None."""
+    if isinstance(statement, str):
+        return statement
+    as_string = getattr(statement, "as_string", None)
+    if as_string is not None and connection.connection is not None:
+        text = as_string(connection.connection)
+        return text if isinstance(text, str) else None
+    return None
 
-    They can with psycopg2 and with psycopg 3's client-side binding (Django's
-    default); not with psycopg 3's server-side binding.
-    """
-    return not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
+
+def _probe(statement: Any) -> str:
+    if isinstance(statement, bytes | bytearray):
+        return bytes(statement).decode("utf-8", errors="replace")
+    return str(statement)
 
 
 def stack_for(connection: BaseDatabaseWrapper) -> ContextStack:
@@ -302,35 +320,43 @@ def postgresql_aliases() -> list[str]:
 
 
 @contextmanager
-def activate(factory: Callable[[], BaseContext], using: Sequence[str] | None = None) -> Iterator[LazyContext]:
-    """Make a lazily built context current on several databases at once.
+def activate(context: LazyContext, using: Sequence[str] | None = None) -> Iterator[LazyContext]:
+    """Make ``context`` current on several databases at once.
 
     The middleware and the command base class use this; ``audit_context`` is
     the friendlier interface.
 
     Args:
-        factory: Builds the context instance; called at most once, at the
-            first write on any of the databases.
+        context: The context; built at the first write on any of the databases.
         using: Database aliases; default: every PostgreSQL database.
 
     Yields:
-        The shared lazy context.
+        ``context``.
     """
-    lazy = LazyContext(factory)
     with ExitStack() as exits:
         for alias in postgresql_aliases() if using is None else using:
             stack = stack_for(connections[alias])
-            frame = stack.push(lazy)
+            frame = stack.push(context)
             exits.callback(stack.pop, frame)
-        yield lazy
+        yield context
 
 
 def write_context(using: str = DEFAULT_DB_ALIAS) -> None:
-    """Write the current context row now, instead of before the next write.
+    """Hand the current context to the triggers for the rest of the open transaction.
 
-    Statements starting with ``SELECT`` are taken to be read-only. Call this
-    before ``SELECT some_function()`` when that function changes audited
-    tables, so its changes get the context too.
+    Writes carry the context themselves; statements that do not look like
+    writes (``SELECT some_function()``, ``CALL``, ``DO``) do not. Call this
+    inside ``transaction.atomic()`` before such a statement when it changes
+    audited tables, so those changes get the context too. The context stays
+    visible to the transaction until it ends, a savepoint around this call
+    rolls back, or the context is left.
+
+    Args:
+        using: The database alias.
+
+    Raises:
+        RuntimeError: If no context is active on ``using``.
+        TransactionManagementError: If no transaction is open on ``using``.
     """
     stack_for(connections[using]).write()
 
@@ -350,7 +376,11 @@ class audit_context(ContextDecorator):  # noqa: N801  # used like contextlib's l
         with audit_context("celery-task", performed_by=user, context={"task": "sync"}):
             Invoice.objects.filter(...).update(status="paid")
 
-    Entering costs no query: the context is written before the first write.
+    Entering costs no query. The values are checked when the block is entered
+    (a ``ValueError`` then, never a failed write later): ``context_type`` must
+    fit its column, custom field values their ``max_length``, and ``context``
+    must not refer to itself. Strings lose NUL characters and lone surrogates
+    (replaced with U+FFFD), which PostgreSQL cannot store.
 
     Args:
         context_type: Free text naming the kind of context.
@@ -381,19 +411,24 @@ class audit_context(ContextDecorator):  # noqa: N801  # used like contextlib's l
         return audit_context(self.context_type, self.performed_by, self.context, using=self.using, **self.fields)
 
     def build(self) -> BaseContext:
-        """Build the context instance this block records."""
+        """Build the context instance this block records.
+
+        Raises:
+            ValueError: If ``context`` refers to itself or is nested too deeply.
+        """
         model = get_context_model()
         return model(
             context_type=self.context_type,
             performed_by=self.performed_by,
             performed_by_label=user_label(self.performed_by),
-            context=jsonable(self.context or {}),
+            context=jsonable(self.context or {}, strict=True),
             **self.fields,
         )
 
     def __enter__(self) -> BaseContext:
-        instance = self.build()  # built eagerly: a bad field name fails here, not at the first write
-        lazy = LazyContext(lambda: instance)
+        instance = self.build()
+        lazy = LazyContext(lambda: instance, strict=True)
+        lazy.statement()  # checked now: a bad value fails here, not at the first write
         self._frames.append(stack_for(connections[self.using]).push(lazy))
         return instance
 

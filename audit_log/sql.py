@@ -10,7 +10,7 @@ safe.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: Longest identifier PostgreSQL keeps (NAMEDATALEN - 1), in bytes.
@@ -37,8 +37,14 @@ TRIGGER_NAMES: dict[str, str] = {
 OLD_ROWS = "audit_log_old"
 NEW_ROWS = "audit_log_new"
 
+#: The transaction-local setting that carries the context to the triggers: a
+#: JSON object of the context model's columns, set by ``SET LOCAL`` in the same
+#: round trip as each write (see :func:`set_context`). PostgreSQL itself ends
+#: it with the transaction, or with the savepoint it was set in.
+CONTEXT_SETTING = "audit_log.context"
+
 #: Planner settings pinned on every trigger function. The planner cannot
-#: estimate transition tables or the temporary context table: with JIT on, the
+#: estimate transition tables: with JIT on, the
 #: trigger's INSERT ... SELECT crossed ``jit_above_cost`` and spent ~250 ms
 #: compiling per statement; and plpgsql caches the old/new pairing join as
 #: planned for the first call (often one row, so a nested loop), which made a
@@ -169,18 +175,17 @@ class ContentTypeTable:
 
 @dataclass(frozen=True)
 class ContextColumns:
-    """The context columns the trigger copies from the temporary table into the log.
+    """The context columns the trigger reads from :data:`CONTEXT_SETTING` and copies into the log.
 
     Attributes:
-        table: Name of the temporary context table.
-        columns: ``(column, SQL type)`` pairs, in order.
+        columns: ``(column, SQL type)`` pairs, in order: the record the
+            setting's JSON object is read as.
         fallbacks: SQL constants for columns left NULL (no context, or a
             context that did not set them), by column; columns not listed stay NULL.
         context_type: Which of them holds the context type.
         context: Which of them holds the JSON context.
     """
 
-    table: str
     columns: tuple[tuple[str, str], ...]
     fallbacks: tuple[tuple[str, str], ...] = ()
     context_type: str = "context_type"
@@ -331,7 +336,8 @@ def function_body(spec: AuditSpec) -> str:
     """Return the plpgsql body of the trigger function for ``spec``.
 
     One statement-level function serves all four triggers of the table. A
-    call reads the context row and the content type in one query, then logs
+    call reads the context (the JSON object in :data:`CONTEXT_SETTING`) and
+    the content type in one query, then logs
     the whole statement with a single ``INSERT ... SELECT`` over the
     transition table(s): two queries for one row or for 10,000.
 
@@ -348,6 +354,7 @@ def function_body(spec: AuditSpec) -> str:
     declarations = "".join(f"\n  {_variable(i)} {sql_type};" for i, (_, sql_type) in enumerate(context.columns))
     variables = ", ".join(_variable(i) for i in range(len(names)))
     columns = ", ".join(f"_al_ctx.{quote_ident(name)}" for name in names)
+    record = ", ".join(f"{quote_ident(name)} {sql_type}" for name, sql_type in context.columns)
     fallbacks = "".join(
         f"\n  {_variable(names.index(name))} := coalesce({_variable(names.index(name))}, {constant});"
         for name, constant in context.fallbacks
@@ -374,17 +381,20 @@ def function_body(spec: AuditSpec) -> str:
 DECLARE
   _al_txid bigint := txid_current();
   _al_ct integer;
+  -- NULL when no session ever set it, '' once the transaction that set it ended.
+  _al_raw text := current_setting({quote_literal(CONTEXT_SETTING)}, true);
   _al_missing boolean;{declarations}
 BEGIN
-  -- The temporary context table exists only in sessions that entered a
-  -- context. One query reads it and the content type.
-  IF to_regclass({quote_literal("pg_temp." + quote_ident(context.table))}) IS NOT NULL THEN
+  IF _al_raw <> '' THEN
+    -- One query reads the context and the content type.
     SELECT {columns}, ({ct_lookup}) INTO {variables}, _al_ct
-    FROM pg_temp.{quote_ident(context.table)} AS _al_ctx LIMIT 1;
+    FROM jsonb_to_record(_al_raw::jsonb) AS _al_ctx({record});
+  ELSE
+    _al_ct := ({ct_lookup});
   END IF;
   IF _al_ct IS NULL THEN
     -- Content types may not exist yet: data migrations run before post_migrate.
-    _al_ct := coalesce(({ct_lookup}), {ct_create});
+    _al_ct := {ct_create};
   END IF;
   _al_missing := {type_var} IS NULL;
   IF _al_missing THEN
@@ -501,32 +511,29 @@ def uninstall(table: str) -> list[str]:
     return statements
 
 
-# --- the temporary context table ------------------------------------------
+# --- the context setting ----------------------------------------------------
 
 
-def create_context_table(table: str, columns: Sequence[tuple[str, str]]) -> str:
-    """Return ``CREATE TEMPORARY TABLE IF NOT EXISTS`` for the context table.
+def set_context(payload: str) -> str:
+    """Return the statement that hands ``payload`` to the triggers for the current transaction.
 
-    The table has no constraints: it holds at most one row, written by this
-    package, and constraint checks would only cost time on every request.
+    ``SET LOCAL`` is a utility statement: no plan, no result rows. Sent in
+    front of a write in the same query string, it runs in the same (implicit
+    or explicit) transaction as the write, and PostgreSQL forgets it when that
+    transaction ends, or when a savepoint it was set in is rolled back.
+
+    Args:
+        payload: The context as a JSON object (see ``audit_log.payload``).
+
+    Returns:
+        The statement, without a trailing semicolon.
     """
-    definition = ", ".join(f"{quote_ident(name)} {sql_type}" for name, sql_type in columns)
-    return f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote_ident(table)} ({definition})"
+    return f"SET LOCAL {CONTEXT_SETTING} = {quote_literal(payload)}"
 
 
-def clear_context(table: str) -> str:
-    """Return the statement that empties the context table."""
-    return f"DELETE FROM pg_temp.{quote_ident(table)}"
-
-
-def fill_context(table: str, columns: Sequence[str]) -> str:
-    """Return ``INSERT`` of one context row, with ``%s`` placeholders for the values.
-
-    Meant for ``cursor.execute(statement, params)``, so a ``%`` inside a name is doubled.
-    """
-    names = ", ".join(escape_percent(quote_ident(name)) for name in columns)
-    placeholders = ", ".join("%s" for _ in columns)
-    return f"INSERT INTO pg_temp.{escape_percent(quote_ident(table))} ({names}) VALUES ({placeholders})"
+def clear_context() -> str:
+    """Return the statement that hides the context from the triggers for the rest of the transaction."""
+    return f"SET LOCAL {CONTEXT_SETTING} = ''"
 
 
 def escape_percent(statement: str) -> str:

@@ -221,7 +221,6 @@ def spec_for(
             table=ContentType._meta.db_table, app_label=opts.app_label, model=str(opts.model_name)
         ),
         context=sql.ContextColumns(
-            table=get_context_model()._meta.db_table,
             columns=copied,
             fallbacks=tuple(context_fallbacks().items()),
         ),

@@ -26,6 +26,18 @@ def entries(db):
     return fetch
 
 
+@pytest.fixture
+def visible_context():
+    """What a trigger fired now on a database would read as the context ("" when none)."""
+
+    def read(alias="default"):
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT current_setting('audit_log.context', true)")
+            return cursor.fetchone()[0] or ""
+
+    return read
+
+
 @pytest.fixture(autouse=True)
 def _no_context_leaks():
     """Every test must leave every connection without an active audit context."""

@@ -110,11 +110,12 @@ def test_stock_backend_with_audited_models_is_a_warning():
     assert "AddAuditLogging" in messages[0].hint
 
 
-def test_transaction_pooling_hint_is_a_warning_unless_configured(settings):
-    handler = databases(pooled={"ENGINE": "audit_log.db.backend", "NAME": "x", "DISABLE_SERVER_SIDE_CURSORS": True})
-    assert ids(audit_checks._check_connection(handler["pooled"], [Invoice])) == ["audit_log.W002"]
+def test_obsolete_transaction_pooling_setting_is_a_warning(settings):
+    assert "audit_log.W004" not in ids(audit_checks.check_settings())
     settings.AUDIT_LOG_TRANSACTION_POOLING = True
-    assert audit_checks._check_connection(handler["pooled"], [Invoice]) == []
+    [warning] = [message for message in audit_checks.check_settings() if message.id == "audit_log.W004"]
+    assert "AUDIT_LOG_TRANSACTION_POOLING" in warning.msg
+    assert warning.hint == "Remove AUDIT_LOG_TRANSACTION_POOLING from your settings."
 
 
 @isolate_apps("tests.testapp")

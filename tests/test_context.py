@@ -1,4 +1,4 @@
-"""The temporary context table and ``audit_context``."""
+"""``audit_context`` and the channel that hands the context to the triggers."""
 
 import datetime
 import threading
@@ -9,23 +9,16 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import call_command
 from django.db import DatabaseError, connection, connections, transaction
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from audit_log.context import audit_context, current_context, may_write, stack_for, write_context
+from audit_log.context import audit_context, carries_context, current_context, stack_for, write_context
 from tests.factories import InvoiceFactory, UserFactory
 from tests.testapp.models import AuditLogContext, AuditLogEntry, Invoice, NotAudited
 
 pytestmark = pytest.mark.django_db
 
-
-def context_rows(alias="default"):
-    """Rows in the connection's temporary context table (None: no table)."""
-    with connections[alias].cursor() as cursor:
-        cursor.execute("SELECT to_regclass('pg_temp.testapp_auditlogcontext')")
-        if cursor.fetchone()[0] is None:
-            return None
-        cursor.execute("SELECT context_type FROM pg_temp.testapp_auditlogcontext")
-        return [row[0] for row in cursor.fetchall()]
+SET_CONTEXT = "SET LOCAL audit_log.context = "
 
 
 def test_context_fields_are_copied_onto_entries(user, entries):
@@ -63,37 +56,47 @@ def test_writes_without_context_are_logged_as_unknown(entries):
     assert entry.context["db_user"] == connection.settings_dict["USER"]
     assert {"application_name", "client_addr", "backend_pid", "current_user"} <= set(entry.context)
     assert entry.context_id is None
+    assert entry.tenant == ""  # the context model's default fills custom columns
 
 
-def test_entering_a_context_costs_no_query_and_reads_do_not_write_it(user, django_assert_num_queries):
-    with django_assert_num_queries(1), audit_context("test", performed_by=user):
-        list(Invoice.objects.all())
-    assert context_rows() is None or context_rows() == []
-
-
-def test_context_row_is_written_once_before_the_first_write_and_cleared_on_exit(user):
+def test_entering_a_context_costs_no_query_and_reads_go_unchanged(user):
     with CaptureQueriesContext(connection) as queries, audit_context("test", performed_by=user):
-        InvoiceFactory()
-        InvoiceFactory()
-        assert context_rows() == ["test"]
-    statements = [query["sql"] for query in queries.captured_queries if "context_rows" not in query["sql"]]
-    assert sum("INSERT INTO pg_temp" in sql for sql in statements) == 1
-    assert statements[-1] == 'DELETE FROM pg_temp."testapp_auditlogcontext"'
-    assert context_rows() == []
+        list(Invoice.objects.all())
+    [read] = queries.captured_queries
+    assert read["sql"].startswith("SELECT")
 
 
-def test_temporary_table_is_created_once_per_connection(user):
-    def table_oid():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass('pg_temp.testapp_auditlogcontext')::oid")
-            return cursor.fetchone()[0]
+def test_each_write_carries_the_context_in_its_own_statement(user):
+    with audit_context("test", performed_by=user), CaptureQueriesContext(connection) as queries:
+        InvoiceFactory()
+        Invoice.objects.update(notes="x")
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert len(statements) == 2  # no statement of its own: it rides with each write
+    assert all(statement.startswith(SET_CONTEXT) for statement in statements)
+    assert '"context_type":"test"' in statements[0]
 
-    with audit_context("first", performed_by=user):
+
+@pytest.mark.django_db(transaction=True)
+def test_nothing_outlives_the_write_in_autocommit(user, django_assert_num_queries, visible_context):
+    with django_assert_num_queries(1), audit_context("test", performed_by=user):
         InvoiceFactory()
-    oid = table_oid()
-    with audit_context("second", performed_by=user):
-        InvoiceFactory()
-    assert table_oid() == oid
+    assert visible_context() == ""
+
+
+def test_leaving_a_context_inside_an_open_transaction_hides_it(user, visible_context):
+    # The test runs inside a transaction: the SET LOCAL of the write would last
+    # until it ends, so leaving the context sends one statement to clear it.
+    with CaptureQueriesContext(connection) as queries:
+        with audit_context("test", performed_by=user):
+            InvoiceFactory()
+            assert visible_context().startswith('{"context_type":"test"')
+        assert visible_context() == ""
+    assert queries.captured_queries[-2]["sql"] == "SET LOCAL audit_log.context = ''"
+
+
+def test_leaving_a_context_that_did_not_write_sends_nothing(user, django_assert_num_queries):
+    with django_assert_num_queries(0), audit_context("test", performed_by=user):
+        pass
 
 
 def test_innermost_context_applies_and_leaving_it_restores_the_outer(user, other_user, entries):
@@ -135,50 +138,6 @@ def test_writes_after_the_context_are_unknown(user, entries):
     assert [entry.context_type for entry in entries()] == ["test", "unknown"]
 
 
-def test_context_survives_a_rolled_back_savepoint_that_wrote_it(user, entries):
-    with audit_context("test", performed_by=user):
-        with pytest.raises(RuntimeError), transaction.atomic():
-            InvoiceFactory()  # writes the context row inside the savepoint
-            raise RuntimeError
-        InvoiceFactory(number="after")
-    [entry] = entries()
-    assert entry.changes["number"] == "after"
-    assert entry.context_type == "test"
-
-
-@pytest.mark.django_db(transaction=True)
-def test_context_survives_a_rolled_back_transaction_that_wrote_it(user, entries):
-    with audit_context("test", performed_by=user):
-        with pytest.raises(RuntimeError), transaction.atomic():
-            InvoiceFactory()
-            raise RuntimeError
-        InvoiceFactory(number="after")
-    [entry] = entries()
-    assert (entry.changes["number"], entry.context_type) == ("after", "test")
-    assert context_rows() == []
-
-
-@pytest.mark.django_db(transaction=True)
-def test_context_left_inside_a_failed_transaction_does_not_raise(user, entries):
-    with pytest.raises(DatabaseError), transaction.atomic(), audit_context("test", performed_by=user):
-        InvoiceFactory()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1/0")
-    assert not context_rows()  # the table was created in the failed transaction, so it is gone
-    InvoiceFactory()
-    assert [entry.context_type for entry in entries()] == ["unknown"]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_discard_all_inside_a_context_is_recovered_from(user, entries):
-    with audit_context("test", performed_by=user):
-        InvoiceFactory()
-        with connection.cursor() as cursor:
-            cursor.execute("DISCARD ALL")
-        InvoiceFactory()
-    assert [entry.context_type for entry in entries()] == ["test", "test"]
-
-
 def test_context_works_as_a_decorator(user, entries):
     @audit_context("decorated", performed_by=user)
     def work(number):
@@ -216,6 +175,15 @@ def test_context_values_that_json_cannot_hold_are_converted(entries):
     }
 
 
+def test_context_values_keep_quotes_backslashes_percent_and_unicode(entries):
+    awkward = 'it\'s 100% \\ "quoted" ; -- not a comment; æøå 🦆'
+    with audit_context("test", context={awkward: awkward}, tenant="50% off"):
+        InvoiceFactory()
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE testapp_invoice SET notes = 'raw, no parameters'")
+    assert [(entry.context, entry.tenant) for entry in entries()] == [({awkward: awkward}, "50% off")] * 2
+
+
 def test_current_context_returns_the_innermost(user):
     assert current_context() is None
     with audit_context("outer", performed_by=user):
@@ -249,21 +217,49 @@ def test_a_context_on_one_database_does_not_apply_to_another(user):
 @pytest.mark.parametrize(
     ("statement", "expected"),
     [
-        ("SELECT 1", False),
-        ("  select * from x for update", False),
-        ("SAVEPOINT s1", False),
         ('INSERT INTO "x" VALUES (1)', True),
+        ("  update x set a = 1", True),
+        ("DELETE FROM x", True),
+        ("MERGE INTO x USING y ON true WHEN MATCHED THEN DELETE", True),
+        ("TRUNCATE x", True),
+        ("COPY x FROM '/tmp/x.csv'", True),
         ("WITH d AS (DELETE FROM x RETURNING *) SELECT * FROM d", True),
-        ("-- comment\nSELECT 1", True),
-        ("(SELECT 1) UNION (SELECT 2)", False),
-        ("EXPLAIN SELECT * FROM x", False),
+        ("EXECUTE prepared_insert(1)", True),
+        ("-- comment\nINSERT INTO x VALUES (1)", True),
+        ("/* a comment */ ( UPDATE x SET a = 1 )", True),
         ("EXPLAIN (ANALYZE, BUFFERS) UPDATE x SET a = 1", True),
         ("explain analyse delete from x", True),
-        (b"SELECT 1", True),
+        ("SELECT 1", False),
+        ("  select * from x for update", False),
+        ("(SELECT 1) UNION (SELECT 2)", False),
+        ("EXPLAIN DELETE FROM x", False),
+        ("BEGIN", False),
+        ("SAVEPOINT s1", False),
+        ("ROLLBACK TO SAVEPOINT s1", False),
+        ("/* comment */ DISCARD ALL", False),  # cannot run inside the implicit transaction a prefix makes
+        ("CALL p()", False),  # a procedure may COMMIT: likewise
+        ("DO $$ BEGIN END $$", False),
+        ("VACUUM x", False),
+        ("CREATE INDEX CONCURRENTLY i ON x (a)", False),
+        ("SET search_path TO x", False),
+        ("", False),
+        ("-- only a comment", False),
     ],
 )
-def test_may_write_errs_on_the_side_of_writing(statement, expected):
-    assert may_write(statement) is expected
+def test_carries_context_only_for_statements_that_can_fire_triggers(statement, expected):
+    assert carries_context(statement) is expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_statements_that_cannot_run_in_a_transaction_block_still_work_in_a_context(user):
+    with audit_context("test", performed_by=user), connection.cursor() as cursor:
+        cursor.execute("/* comment */ DISCARD ALL")
+        cursor.execute("VACUUM testapp_notaudited")
+        cursor.execute("CREATE PROCEDURE audit_log_test_commit() LANGUAGE plpgsql AS $$ BEGIN COMMIT; END $$")
+        try:
+            cursor.execute("CALL audit_log_test_commit()")
+        finally:
+            cursor.execute("DROP PROCEDURE audit_log_test_commit()")
 
 
 @override_settings(AUDIT_LOG_REQUIRE_CONTEXT=True)
@@ -274,7 +270,7 @@ def test_required_context_refuses_writes_without_one(user):
         Invoice.objects.create(number="refused")
     with audit_context("test", performed_by=user):
         Invoice.objects.create(number="allowed")
-    # An empty context table (left by an earlier context) is no context either.
+    # A context that has ended is no context either, in the same transaction too.
     with pytest.raises(DatabaseError, match="without an audit context") as error, transaction.atomic():
         Invoice.objects.update(notes="refused too")
     assert "audit_context" in str(error.value.__cause__.diag.message_hint)
@@ -317,60 +313,99 @@ def test_two_threads_with_two_users_do_not_cross_talk():
         assert entry.changes["number"].startswith(entry.performed_by_label + "-")
 
 
-@pytest.mark.django_db(transaction=True)
-@override_settings(AUDIT_LOG_TRANSACTION_POOLING=True)
-def test_transaction_pooling_keeps_the_context_row_inside_each_transaction(user, entries):
-    connection.close()  # a fresh session, so the table is created for pooling
-    with audit_context("pooled", performed_by=user):
-        InvoiceFactory()
-        assert context_rows() == []  # ON COMMIT DELETE ROWS: nothing outlives the change
-        InvoiceFactory()
-        with transaction.atomic():
-            InvoiceFactory()
-            assert context_rows() == ["pooled"]
-        assert context_rows() == []
-    assert [entry.context_type for entry in entries()] == ["pooled", "pooled", "pooled"]
-
-
 def test_stack_is_per_connection():
     assert stack_for(connections["default"]) is stack_for(connections["default"])
     assert stack_for(connections["default"]) is not stack_for(connections["other"])
 
 
-def test_unaudited_writes_also_write_the_context_row(user):
-    # Any write may reach an audited table (a trigger, a function), so any write
-    # writes the context row first.
-    with audit_context("test", performed_by=user):
+def test_unaudited_writes_carry_the_context_too(user):
+    # Any write may reach an audited table (a trigger, a rule), so every write carries it.
+    with CaptureQueriesContext(connection) as queries, audit_context("test", performed_by=user):
         NotAudited.objects.create(name="x")
-        assert context_rows() == ["test"]
+    assert queries.captured_queries[0]["sql"].startswith(SET_CONTEXT)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_executemany_gets_the_context_in_autocommit_and_in_a_transaction(user, entries, visible_context):
+    statement = "INSERT INTO testapp_invoice (number, status, amount, notes) VALUES (%s, 'draft', 0, '')"
+    with audit_context("many", performed_by=user), connection.cursor() as cursor:
+        cursor.executemany(statement, [("M-1",), ("M-2",)])
+        with transaction.atomic():
+            cursor.executemany(statement, [("M-3",)])
+    assert [(entry.changes["number"], entry.context_type) for entry in entries()] == [
+        ("M-1", "many"),
+        ("M-2", "many"),
+        ("M-3", "many"),
+    ]
+    assert visible_context() == ""
+
+
+def test_psycopg_composed_statements_get_the_context(user, entries):
+    if connection.Database.__name__ == "psycopg":
+        from psycopg import sql
+    else:
+        from psycopg2 import sql
+    statement = sql.SQL("UPDATE {} SET notes = {}").format(sql.Identifier("testapp_invoice"), sql.Literal("composed"))
+    InvoiceFactory()
+    with audit_context("composed", performed_by=user), connection.cursor() as cursor:
+        cursor.execute(statement)
+        assert cursor.rowcount == 1
+    assert [entry.context_type for entry in entries()] == ["unknown", "composed"]
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.Database.__name__ != "psycopg", reason="server-side binding is a psycopg 3 option")
-def test_context_works_with_psycopg3_server_side_binding(user):
+def test_context_works_with_psycopg3_server_side_binding(user, entries, visible_context):
     from audit_log.db.backend.base import DatabaseWrapper
 
     settings = {**connection.settings_dict, "OPTIONS": {"server_side_binding": True}}
     connections["bound"] = DatabaseWrapper(settings, "bound")  # a dynamic connection
     try:
         with audit_context("bound", performed_by=user, using="bound"):
-            Invoice.objects.using("bound").create(number="bound")
-        entry = AuditLogEntry.objects.get()
-        assert (entry.context_type, entry.performed_by_id) == ("bound", user.pk)
+            invoice = Invoice.objects.using("bound").create(number="bound")  # RETURNING reaches Django
+            assert Invoice.objects.using("bound").filter(pk=invoice.pk).update(notes="x") == 1
+            with transaction.atomic(using="bound"):
+                Invoice.objects.using("bound").filter(pk=invoice.pk).update(notes="y")
+        assert [(entry.context_type, entry.performed_by_id) for entry in entries()] == [("bound", user.pk)] * 3
+        assert visible_context("bound") == ""
     finally:
         connections["bound"].close()
         del connections["bound"]
 
 
-def test_write_context_writes_before_a_select_that_writes(user, entries):
+def test_returning_and_rowcount_reach_django_through_the_prefix(user):
+    with audit_context("test", performed_by=user):
+        invoice = Invoice.objects.create(number="R-1")
+        assert invoice.pk is not None
+        assert Invoice.objects.filter(pk=invoice.pk).update(notes="x") == 1
+        created = Invoice.objects.bulk_create([Invoice(number=f"B-{i}") for i in range(3)])
+        assert all(obj.pk for obj in created)
+        assert Invoice.objects.filter(number__startswith="B-").delete()[0] == 3
+
+
+def _make_invoice_function():
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE FUNCTION make_invoice() RETURNS int LANGUAGE sql AS "
             "$$ INSERT INTO testapp_invoice (number, status, amount, notes) VALUES ('fn', 'draft', 0, '') "
             "RETURNING id $$"
         )
-    with audit_context("test", performed_by=user):
+
+
+def test_write_context_hands_the_context_to_a_select_that_writes(user, entries):
+    _make_invoice_function()
+    with audit_context("test", performed_by=user), transaction.atomic():
         write_context()
         with connection.cursor() as cursor:
             cursor.execute("SELECT make_invoice()")
-    assert [entry.context_type for entry in entries()] == ["test"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT make_invoice()")  # the context has ended
+    assert [entry.context_type for entry in entries()] == ["test", "unknown"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_write_context_outside_a_transaction_says_what_to_do(user):
+    with audit_context("test", performed_by=user), pytest.raises(TransactionManagementError, match="atomic"):
+        write_context()
+    with pytest.raises(RuntimeError, match="active audit context"):
+        write_context()

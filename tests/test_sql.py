@@ -16,7 +16,6 @@ def spec(**overrides):
         "object_id_type": "text",
         "content_type": sql.ContentTypeTable("django_content_type", "shop", "order"),
         "context": sql.ContextColumns(
-            table="app_auditlogcontext",
             columns=(("context_id", "uuid"), ("context_type", "varchar(64)"), ("context", "jsonb")),
         ),
     }
@@ -127,6 +126,16 @@ def test_uninstall_tolerates_missing_objects():
     assert statements[-1] == 'DROP FUNCTION IF EXISTS "audit_log_fn_shop_order"()'
 
 
-def test_fill_context_escapes_percent_in_names_for_parameter_interpolation():
-    statement = sql.fill_context("ctx", ["100%", "b"])
-    assert statement == 'INSERT INTO pg_temp."ctx" ("100%%", "b") VALUES (%s, %s)'
+def test_set_context_is_a_transaction_local_setting_with_a_quoted_payload():
+    assert sql.set_context('{"a":"it\'s"}') == "SET LOCAL audit_log.context = '{\"a\":\"it''s\"}'"
+    assert sql.set_context('{"a":"\\\\"}') == 'SET LOCAL audit_log.context = E\'{"a":"\\\\\\\\"}\''
+    assert sql.clear_context() == "SET LOCAL audit_log.context = ''"
+
+
+def test_function_body_reads_the_context_setting_as_a_typed_record():
+    body = sql.function_body(spec())
+    assert "current_setting('audit_log.context', true)" in body
+    assert (
+        'jsonb_to_record(_al_raw::jsonb) AS _al_ctx("context_id" uuid, "context_type" varchar(64), "context" jsonb)'
+        in body
+    )

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from ..context import activate
+from ..context import LazyContext, activate
 from ..loading import get_context_model
 
 
@@ -27,5 +27,6 @@ class AuditLoggedCommand(BaseCommand):
         def build() -> Any:
             return model.create_from_management_command(command_cls=type(self), args=args, kwargs=options)
 
-        with activate(build):
+        # Lenient: options come from a command line and must never cost a write.
+        with activate(LazyContext(build, strict=False)):
             return super().execute(*args, **options)

@@ -9,7 +9,7 @@ from audit_log.models import BaseContext, BaseLogEntry
 
 class AuditLogContext(BaseContext):
     class Meta:
-        managed = False  # a TEMPORARY table per database session, created by audit_log
+        managed = False  # no table: its fields describe the context each write carries
 
 
 class AuditLogEntry(BaseLogEntry):

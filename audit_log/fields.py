@@ -1,19 +1,252 @@
-"""``AuditLogsField``: ``obj.audit_logs`` and the marker the schema editor looks for."""
+"""``AuditLogsField``: ``obj.audit_logs``, and the marker the schema editor looks for.
+
+``obj.audit_logs`` is Django's generic related manager with two changes. It
+filters on the content type through :class:`ContentTypeId`, so reading an
+object's log is one query even when ContentType's cache is cold (Django's
+manager looks the content type up in its ``__init__``, a query of its own).
+And it is read-only: log entries are written by the triggers, so ``add()``,
+``create()``, ``clear()`` and the other writes through the relation raise
+:class:`ReadOnlyRelationError` instead of forging or deleting history.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NoReturn
 
 from django.conf import SettingsReference
-from django.contrib.contenttypes.fields import GenericRelation
+from django.contrib.contenttypes.fields import (
+    GenericRel,
+    GenericRelation,
+    ReverseGenericManyToOneDescriptor,
+    create_generic_related_manager,
+)
+from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS
-from django.db.models import Model, QuerySet
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Expression, ForeignKey, IntegerField, Model, QuerySet
+from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.where import AND, WhereNode
+from django.utils.functional import cached_property
 
 from .conf import conf
 
 #: The setting that names the log-entry model.
 ENTRY_MODEL_SETTING = "AUDIT_LOG_ENTRY_MODEL"
+
+#: The generic related manager's writes; none of them may touch a trigger-written log.
+WRITE_METHODS = (
+    "add",
+    "remove",
+    "clear",
+    "set",
+    "create",
+    "get_or_create",
+    "update_or_create",
+)
+
+
+class ReadOnlyRelationError(TypeError):
+    """Raised by a write through ``obj.audit_logs``: only the triggers write the log."""
+
+
+def cached_content_type_id(using: str, app_label: str, model_name: str) -> int | None:
+    """Return the content type id that ContentType's cache holds for ``using``, else None.
+
+    Args:
+        using: A database alias.
+        app_label: The model's app label.
+        model_name: The model's lower-case name.
+
+    Returns:
+        The id, or None when the cache of that database does not hold it.
+    """
+    # ContentTypeManager has no public "cached only" lookup: get_for_model()
+    # queries on a miss. Its cache has been {alias: {(app_label, model): ct}}
+    # for every supported Django; should that change, this finds nothing and
+    # ContentTypeId falls back to its subquery, which is always right.
+    cache = getattr(ContentType.objects, "_cache", None)
+    per_database = cache.get(using) if isinstance(cache, dict) else None
+    content_type = per_database.get((app_label, model_name)) if isinstance(per_database, dict) else None
+    return content_type.pk if isinstance(content_type, ContentType) else None
+
+
+class ContentTypeId(Expression):
+    """The id of a model's content type, resolved in the statement that uses it.
+
+    Compiled against the database the statement runs on: the id itself when
+    that database's ContentType cache holds it, else a scalar subquery on
+    ``(app_label, model)``, which the unique index answers once per statement.
+    So a filter on ``content_type`` never costs a query of its own, and on
+    several databases it always uses the id of the database it runs on. A
+    content type missing from that database yields NULL and matches nothing,
+    as there is no entry to find either (the triggers create the content type
+    with the first entry).
+
+    Args:
+        app_label: The model's app label.
+        model_name: The model's lower-case name (``ContentType.model``).
+    """
+
+    # One shared field, not one per instance: a Field costs more to build than
+    # the rest of the expression, and obj.audit_logs builds one per query.
+    output_field = IntegerField()
+
+    def __init__(self, app_label: str, model_name: str) -> None:
+        super().__init__()
+        self.app_label = app_label
+        self.model_name = model_name
+
+    @classmethod
+    def for_model(cls, model: type[Model] | Model, *, for_concrete_model: bool = True) -> ContentTypeId:
+        """Return the expression for ``model`` (a class or an instance), as ``get_for_model`` would key it.
+
+        Args:
+            model: The model, or one of its instances.
+            for_concrete_model: Use the concrete model of a proxy, like
+                ``ContentType.objects.get_for_model``.
+
+        Returns:
+            The expression.
+        """
+        opts = model._meta
+        if for_concrete_model and opts.concrete_model is not None:
+            opts = opts.concrete_model._meta
+        assert opts.model_name is not None  # set on every model class; None only in the stubs' type
+        return cls(opts.app_label, opts.model_name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.app_label!r}, {self.model_name!r})"
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        """Return the cached id as a parameter, else the subquery that finds it."""
+        # Decided here, not in resolve_expression(): only now is the database,
+        # hence its cache, known, and a join's extra restriction
+        # (get_extra_restriction) is built while compiling, never resolved.
+        content_type_id = cached_content_type_id(connection.alias, self.app_label, self.model_name)
+        if content_type_id is not None:
+            return "%s", (content_type_id,)
+        return content_type_subquery(connection, self.app_label, self.model_name)
+
+
+#: Compiled subqueries by (database alias, app label, model name).
+_SUBQUERIES: dict[tuple[str, str, str], tuple[str, tuple[Any, ...]]] = {}
+
+
+def content_type_subquery(
+    connection: BaseDatabaseWrapper, app_label: str, model_name: str
+) -> tuple[str, tuple[Any, ...]]:
+    """Return ``(SELECT id FROM django_content_type WHERE app_label = %s AND model = %s)`` and its parameters.
+
+    Compiled by the ORM once per database and model, then reused: building
+    the queryset cost more than the rest of a 50-entry fetch's query. It
+    refers to nothing outside itself, so its table alias (the table's name)
+    cannot capture a column of the statement around it.
+
+    Args:
+        connection: The connection the statement is compiled for.
+        app_label: The model's app label.
+        model_name: The model's lower-case name.
+
+    Returns:
+        The parenthesized SQL and its parameters.
+    """
+    key = (connection.alias, app_label, model_name)
+    compiled = _SUBQUERIES.get(key)
+    if compiled is None:
+        query = ContentType._base_manager.filter(app_label=app_label, model=model_name).values("pk").query
+        sql, params = query.get_compiler(connection=connection).as_sql()
+        compiled = _SUBQUERIES[key] = (f"({sql})", tuple(params))
+    return compiled
+
+
+def _refuse(name: str) -> Callable[..., NoReturn]:
+    """Return a manager method named ``name`` that raises :class:`ReadOnlyRelationError`."""
+
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ReadOnlyRelationError(
+            f"{type(self.instance).__name__}.{self.prefetch_cache_name} is read-only: audit log entries "
+            f"are written by the database triggers, never through the relation ({name}() is not supported)."
+        )
+
+    refuse.__name__ = refuse.__qualname__ = name
+    refuse.alters_data = True  # type: ignore[attr-defined]  # Django's flag: templates must never call it
+    return refuse
+
+
+def create_audit_logs_manager(superclass: type[Any], rel: GenericRel) -> type[Any]:
+    """Return the class of ``obj.audit_logs``: Django's generic related manager, lazy and read-only.
+
+    Args:
+        superclass: The manager class to extend (the entry model's default
+            manager's, or the one named in ``obj.audit_logs(manager=...)``).
+        rel: The relation (``AuditLogsField.remote_field``).
+
+    Returns:
+        The manager class; instantiate it with the object whose log it reads.
+    """
+    # Typed Any: django-stubs type the factory's result as type[Any], not a base class.
+    generic: Any = create_generic_related_manager(superclass, rel)
+    field = rel.field
+
+    class AuditLogsManager(generic):
+        def __init__(self, instance: Model) -> None:
+            # Not generic.__init__: it fetches the content type at once, a query
+            # whenever ContentType's cache lacks it, only to build core_filters.
+            # Set the same attributes, and look the content type up on demand.
+            super(generic, self).__init__()
+            self.instance = instance
+            self.model = rel.model
+            self.content_type_field_name = field.content_type_field_name
+            self.object_id_field_name = field.object_id_field_name
+            self.prefetch_cache_name = field.attname
+            self.pk_val = instance.pk
+
+        def __call__(self, *, manager: str) -> Any:
+            # Django's version builds its own class, losing everything here.
+            return create_audit_logs_manager(getattr(self.model, manager).__class__, rel)(self.instance)
+
+        @cached_property
+        def get_content_type(self) -> Callable[[Model], ContentType]:
+            """Django's lookup of an object's content type, in the database ``instance`` came from.
+
+            Only Django's prefetch (``get_prefetch_querysets``) calls it: it
+            matches entries to objects by content type id in Python.
+            """
+            return functools.partial(
+                ContentType.objects.db_manager(self.instance._state.db).get_for_model,
+                for_concrete_model=field.for_concrete_model,
+            )
+
+        @cached_property
+        def content_type(self) -> ContentType:
+            """The object's content type (a query when ContentType's cache lacks it; reads never need it)."""
+            return self.get_content_type(self.instance)
+
+        @property
+        def core_filters(self) -> dict[str, Any]:
+            """The filters that select the object's entries (read by Django's ``_apply_rel_filters``)."""
+            return {
+                f"{self.content_type_field_name}__pk": ContentTypeId.for_model(
+                    self.instance, for_concrete_model=field.for_concrete_model
+                ),
+                self.object_id_field_name: self.pk_val,
+            }
+
+    for name in WRITE_METHODS:
+        setattr(AuditLogsManager, name, _refuse(name))
+        setattr(AuditLogsManager, f"a{name}", _refuse(f"a{name}"))
+    return AuditLogsManager
+
+
+class AuditLogsDescriptor(ReverseGenericManyToOneDescriptor):
+    """``obj.audit_logs``: returns the manager of :func:`create_audit_logs_manager`."""
+
+    @cached_property
+    def related_manager_cls(self) -> type[Any]:
+        """The manager class, built once per relation like Django's."""
+        return create_audit_logs_manager(self.rel.model._default_manager.__class__, self.rel)  # type: ignore[arg-type]  # a GenericRel, typed as the base ManyToOneRel
 
 
 class AuditLogsField(GenericRelation):
@@ -63,6 +296,7 @@ class AuditLogsField(GenericRelation):
         # and removal now reach the schema editor, which manages the triggers.
         cls._meta.private_fields.remove(self)
         cls._meta.add_field(self, private=False)
+        setattr(cls, self.name, AuditLogsDescriptor(self.remote_field))  # type: ignore[arg-type]  # a GenericRel; the stubs type the base ManyToOneRel
 
     @property
     def swappable_setting(self) -> str | None:
@@ -91,6 +325,22 @@ class AuditLogsField(GenericRelation):
         if self.remote_field.related_query_name:
             kwargs["related_query_name"] = self.remote_field.related_query_name
         return name, "audit_log.fields.AuditLogsField", [], kwargs
+
+    def get_extra_restriction(self, alias: str | None, remote_alias: str) -> WhereNode:
+        """Restrict a join to the entries of this model's content type, without a query of its own.
+
+        Django's version looks the content type up while the statement is
+        compiled (a query whenever the cache lacks it) and in the default
+        database's cache whatever database the statement runs on.
+        """
+        field = self.remote_field.model._meta.get_field(self.content_type_field_name)
+        assert isinstance(field, ForeignKey)  # the GenericForeignKey's content type (contenttypes.E004 checks it)
+        exact = field.get_lookup("exact")
+        assert exact is not None  # a foreign key always has one (RelatedExact)
+        content_type = ContentTypeId.for_model(self.model, for_concrete_model=self.for_concrete_model)
+        where = WhereNode(connector=AND)
+        where.add(exact(field.get_col(remote_alias), content_type), AND)
+        return where
 
     def bulk_related_objects(self, objs: Iterable[Model], using: str = DEFAULT_DB_ALIAS) -> QuerySet[Any]:
         """Return nothing: deleting an audited object must never delete its log."""

@@ -57,3 +57,12 @@ class CharThingFactory(factory.django.DjangoModelFactory):
 
     code = factory.Sequence(lambda n: f"CODE-{n}")
     name = factory.Sequence(lambda n: f"char thing {n}")
+
+
+class SpecialInvoiceFactory(InvoiceFactory):
+    """A multi-table child of ``Invoice``: one row in each table, one log entry per table."""
+
+    class Meta:
+        model = models.SpecialInvoice
+
+    priority = 1

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, re_path
 
 from tests.testapp import views
 
@@ -10,4 +10,9 @@ urlpatterns = [
     path("create-many/", views.create_many),
     path("fail/", views.create_then_fail),
     path("async-create/", views.async_create),
+    # tests/benchmarks.py: one write per request; kind is "plain" or "audited"
+    re_path(r"^bench/(?P<kind>plain|audited)/create/$", views.bench_create),
+    re_path(r"^bench/(?P<kind>plain|audited)/(?P<pk>[0-9]+)/$", views.bench_read),
+    re_path(r"^bench/(?P<kind>plain|audited)/(?P<pk>[0-9]+)/save/$", views.bench_save),
+    re_path(r"^bench/(?P<kind>plain|audited)/(?P<pk>[0-9]+)/delete/$", views.bench_delete),
 ]

@@ -38,8 +38,8 @@ again, from the next write on.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ContextDecorator, ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ContextDecorator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +162,8 @@ class ContextStack:
         self._prefixes: tuple[LazyContext, _Prefixes] | None = None
         self._driver: Any = connection.Database  # type: ignore[attr-defined]  # every backend has one; the stubs omit it
         self._multiple_results = self._driver.__name__ == "psycopg"
+        # psycopg 3's server-side binding sends one statement per query.
+        self._single_statement_only = bool(connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
 
     # --- public -----------------------------------------------------------
 
@@ -225,7 +227,7 @@ class ContextStack:
             return execute(statement, params, many, context)
         if not carries_context(text):
             return execute(statement, params, many, context)
-        if many or self._single_statement_only():
+        if many or self._single_statement_only:
             return self._execute_separately(execute, statement, params, many, context)
         prefixes = self._current_prefixes()
         self._set = True
@@ -264,10 +266,6 @@ class ContextStack:
             prefix = self._statement() + "; "
             self._prefixes = (lazy, _Prefixes(plain=prefix, escaped=sql.escape_percent(prefix)))
         return self._prefixes[1]
-
-    def _single_statement_only(self) -> bool:
-        # psycopg 3's server-side binding sends one statement per query.
-        return bool(self.connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
 
     def _transaction_status(self) -> int:
         raw = self.connection.connection
@@ -319,26 +317,43 @@ def postgresql_aliases() -> list[str]:
     return [alias for alias in connections if connections[alias].vendor == "postgresql"]
 
 
-@contextmanager
-def activate(context: LazyContext, using: Sequence[str] | None = None) -> Iterator[LazyContext]:
-    """Make ``context`` current on several databases at once.
+class activate:  # noqa: N801  # used like contextlib's lower-case managers
+    """Make ``context`` current on several databases at once, as a context manager.
 
     The middleware and the command base class use this; ``audit_context`` is
-    the friendlier interface.
+    the friendlier interface. (A small class rather than ``@contextmanager``:
+    it runs twice per request, and per chunk of a streaming response.)
 
     Args:
         context: The context; built at the first write on any of the databases.
         using: Database aliases; default: every PostgreSQL database.
-
-    Yields:
-        ``context``.
     """
-    with ExitStack() as exits:
-        for alias in postgresql_aliases() if using is None else using:
-            stack = stack_for(connections[alias])
-            frame = stack.push(context)
-            exits.callback(stack.pop, frame)
-        yield context
+
+    def __init__(self, context: LazyContext, using: Sequence[str] | None = None) -> None:
+        self.context = context
+        self.using = using
+        self._frames: list[tuple[ContextStack, Frame]] = []
+
+    def __enter__(self) -> LazyContext:
+        try:
+            for alias in postgresql_aliases() if self.using is None else self.using:
+                stack = stack_for(connections[alias])
+                self._frames.append((stack, stack.push(self.context)))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self.context
+
+    def __exit__(self, *exc_info: object) -> None:
+        error: BaseException | None = None
+        while self._frames:
+            stack, frame = self._frames.pop()
+            try:
+                stack.pop(frame)
+            except BaseException as problem:  # noqa: BLE001  # leave every database, then raise the first
+                error = error or problem
+        if error is not None:
+            raise error
 
 
 def write_context(using: str = DEFAULT_DB_ALIAS) -> None:

@@ -20,11 +20,13 @@ request middleware, ``AuditLoggedCommand``): those must never cost a write.
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
-from .serialization import JSONValue, jsonable
+from .serialization import JSONValue, clean_text, jsonable
 from .triggers import column_of
 
 if TYPE_CHECKING:
@@ -39,6 +41,40 @@ SHORTENED_STRING_LENGTH = 200
 
 #: Key added to the ``context`` JSON of a payload that lenient mode shortened.
 TRUNCATED_KEY = "truncated"
+
+
+@dataclass(frozen=True)
+class _Column:
+    """How one field of the context model goes into the payload (worked out once per model)."""
+
+    field: Any
+    attname: str
+    column: str
+    kind: str  # "text", "uuid", "json" or "other"
+    max_length: int | None  # a CharField's: its column's
+
+
+_PLANS: dict[type[models.Model], tuple[_Column, ...]] = {}
+
+
+def _plan(model: type[models.Model]) -> tuple[_Column, ...]:
+    plan = _PLANS.get(model)
+    if plan is None:
+        columns = []
+        for field in model._meta.concrete_fields:
+            if isinstance(field, models.JSONField):
+                kind = "json"
+            elif isinstance(field, models.UUIDField):
+                kind = "uuid"
+            elif isinstance(field, models.CharField | models.TextField):
+                kind = "text"
+            else:
+                kind = "other"
+            # Only a CharField's max_length is its column's (a UUIDField has one too).
+            max_length = field.max_length if isinstance(field, models.CharField) else None
+            columns.append(_Column(field, field.attname, column_of(field), kind, max_length))
+        plan = _PLANS[model] = tuple(columns)
+    return plan
 
 
 def build_payload(instance: BaseContext, *, strict: bool) -> str:
@@ -57,30 +93,37 @@ def build_payload(instance: BaseContext, *, strict: bool) -> str:
             value, or a payload over :data:`MAX_PAYLOAD_BYTES`.
     """
     model = type(instance)
-    label = model._meta.label
     context_type = instance.context_type
     if strict and (not isinstance(context_type, str) or not context_type):
         raise ValueError(f"The audit context_type must be a non-empty string, not {context_type!r}.")
     data: dict[str, JSONValue] = {}
     json_columns = []
-    for field in model._meta.concrete_fields:
-        raw = getattr(instance, field.attname)
-        value = jsonable(raw if raw is None else field.get_prep_value(raw), strict=strict)
-        if isinstance(field, models.JSONField):
-            json_columns.append(column_of(field))
-        # Only a CharField's max_length is its column's (a UUIDField has one too).
-        max_length = field.max_length if isinstance(field, models.CharField) else None
-        if isinstance(value, str) and max_length is not None and len(value) > max_length:
+    for column in _plan(model):
+        raw = getattr(instance, column.attname)
+        kind = type(raw)
+        # Exact types take the short way; anything else goes through the field.
+        if raw is None:
+            value: JSONValue = None
+        elif column.kind == "text" and kind is str:
+            value = clean_text(raw)
+        elif column.kind == "uuid" and kind is uuid.UUID:
+            value = str(raw)
+        else:
+            value = jsonable(column.field.get_prep_value(raw), strict=strict)
+        if column.kind == "json":
+            json_columns.append(column.column)
+        if column.max_length is not None and isinstance(value, str) and len(value) > column.max_length:
             if strict:
                 raise ValueError(
-                    f"Audit context value {label}.{field.name} is {len(value)} characters long; its column holds "
-                    f"at most {max_length}. Shorten it, or raise max_length on both the context and entry models."
+                    f"Audit context value {model._meta.label}.{column.field.name} is {len(value)} characters long; "
+                    f"its column holds at most {column.max_length}. Shorten it, or raise max_length on both the "
+                    "context and entry models."
                 )
-            value = value[:max_length]
-        data[column_of(field)] = value
+            value = value[: column.max_length]
+        data[column.column] = value
     text = _dumps(data)
-    if len(text.encode()) <= MAX_PAYLOAD_BYTES:
-        return text
+    if len(text) <= MAX_PAYLOAD_BYTES // 4 or len(text.encode()) <= MAX_PAYLOAD_BYTES:
+        return text  # (at most 4 UTF-8 bytes a character: short texts need no encoding to measure)
     if strict:
         raise ValueError(
             f"The audit context is {len(text.encode()):,} bytes as JSON; at most {MAX_PAYLOAD_BYTES:,} are accepted, "

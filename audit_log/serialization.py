@@ -66,37 +66,66 @@ def jsonable(value: Any, *, strict: bool = False) -> JSONValue:
         ValueError: In strict mode, for a self-referencing or too deeply
             nested value.
     """
-    return _convert(value, strict, set(), 0, "value")
+    try:
+        return _convert(value, strict, set(), 0)
+    except _Refused as refused:
+        where = "value" + "".join(f"[{key!r}]" for key in reversed(refused.path))
+        raise ValueError(f"{where} {refused.problem}") from None
 
 
-def _convert(value: Any, strict: bool, active: set[int], depth: int, where: str) -> JSONValue:
-    if value is None or isinstance(value, bool | int):
+class _Refused(Exception):  # noqa: N818  # internal: becomes the ValueError jsonable() raises
+    """A strict refusal on its way up; each level adds its key, so the happy path builds no paths."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        self.path: list[Any] = []
+
+
+def _convert(value: Any, strict: bool, active: set[int], depth: int) -> JSONValue:
+    kind = type(value)
+    # The common types first, by exact type: isinstance() against ABCs is slow.
+    if kind is str:
+        return clean_text(value)
+    if value is None or kind is int or kind is bool:
         return value
+    if kind is dict or kind is list or isinstance(value, Mapping | list | tuple | set | frozenset):
+        return _container(value, strict, active, depth)
+    if isinstance(value, bool | int):
+        return value  # subclasses of int
     if isinstance(value, str):
         return clean_text(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    if isinstance(value, Mapping | list | tuple | set | frozenset):
-        if id(value) in active:
-            if strict:
-                raise ValueError(f"{where} refers to itself: a context value must be a tree, not a cycle.")
-            return CYCLE_MARKER
-        if depth >= MAX_DEPTH:
-            if strict:
-                raise ValueError(f"{where} is nested more than {MAX_DEPTH} levels deep.")
-            return DEPTH_MARKER
-        active.add(id(value))
-        try:
-            if isinstance(value, Mapping):
-                return {
-                    clean_text(_text(key)): _convert(item, strict, active, depth + 1, f"{where}[{key!r}]")
-                    for key, item in value.items()
-                }
-            items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-            return [_convert(item, strict, active, depth + 1, f"{where}[{i}]") for i, item in enumerate(items)]
-        finally:
-            active.discard(id(value))
     return clean_text(_scalar_text(value))
+
+
+def _container(value: Any, strict: bool, active: set[int], depth: int) -> JSONValue:
+    if id(value) in active:
+        if strict:
+            raise _Refused("refers to itself: a context value must be a tree, not a cycle.")
+        return CYCLE_MARKER
+    if depth >= MAX_DEPTH:
+        if strict:
+            raise _Refused(f"is nested more than {MAX_DEPTH} levels deep.")
+        return DEPTH_MARKER
+    active.add(id(value))
+    key: Any = None
+    try:
+        if isinstance(value, Mapping):
+            result: dict[str, JSONValue] = {}
+            for key, item in value.items():
+                result[clean_text(key if type(key) is str else _text(key))] = _convert(item, strict, active, depth + 1)
+            return result
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        converted: list[JSONValue] = []
+        for key, item in enumerate(items):  # noqa: B007  # key names the place of a refusal (except below)
+            converted.append(_convert(item, strict, active, depth + 1))
+        return converted
+    except _Refused as refused:
+        refused.path.append(key)
+        raise
+    finally:
+        active.discard(id(value))
 
 
 def _scalar_text(value: Any) -> str:

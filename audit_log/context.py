@@ -17,7 +17,11 @@ per context) with it. A statement more is sent only
 
 * when a context that wrote is left while its transaction stays open (inside
   ``atomic()``): ``SET LOCAL audit_log.context = ''``, so later statements of
-  that transaction cannot see a context no active block set;
+  that transaction cannot see a context no active block set. Rolling back to
+  a savepoint would restore what was in force when the savepoint began, so
+  while a context may come back that way, every ``ROLLBACK TO SAVEPOINT``
+  sent through Django's cursor gets the same clear appended, in the same
+  round trip;
 * for ``executemany()`` and with psycopg 3's server-side binding, which cannot
   send two statements in one query string: the context is set by a statement
   of its own, in a transaction opened for the pair when none is open.
@@ -64,6 +68,8 @@ _WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "COPY", 
 _FIRST_WORD = re.compile(r"(?:\s|--[^\n]*(?:\n|\Z)|/\*.*?\*/|\()*([A-Za-z]+)", re.DOTALL)
 # EXPLAIN only runs the statement it explains with ANALYZE.
 _ANALYZE = re.compile(r"\bANALY[SZ]E\b", re.IGNORECASE)
+# ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name, after _FIRST_WORD's "ROLLBACK".
+_TO_SAVEPOINT = re.compile(r"\s+(?:(?:WORK|TRANSACTION)\s+)?TO\b", re.IGNORECASE)
 
 # libpq's PQtransactionStatus, the same numbers in psycopg2 and psycopg 3: read
 # from the driver, no round trip.
@@ -88,6 +94,11 @@ def carries_context(statement: str) -> bool:
     if word == "EXPLAIN":
         return bool(_ANALYZE.search(statement))
     return word in _WRITES
+
+
+def _rolls_back_to_savepoint(statement: str) -> bool:
+    match = _FIRST_WORD.match(statement)
+    return bool(match and match.group(1).upper() == "ROLLBACK" and _TO_SAVEPOINT.match(statement, match.end()))
 
 
 class LazyContext:
@@ -150,14 +161,26 @@ class _Prefixes:
 
 
 class ContextStack:
-    """The active contexts of one database connection, and the wrapper that hands them to the triggers."""
+    """The active contexts of one database connection, and the wrapper that hands them to the triggers.
+
+    Invariant: between statements, ``audit_log.context`` holds either nothing
+    or the context of a block that is still active. Writes carry their
+    block's context. Leaving a block inside an open transaction clears what it
+    set. And since rolling back to a savepoint restores whatever was in force
+    when the savepoint began (undoing a clear), every ``ROLLBACK TO SAVEPOINT``
+    sent through Django's cursor is followed, in the same query string, by a
+    clear; the wrapper stays installed for that until the transaction ends.
+    """
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
         self.frames: list[Frame] = []
-        # Whether a SET LOCAL may still be in force: set when one is sent,
-        # cleared when leaving a context finds no transaction open.
-        self._set = False
+        # The context our last SET LOCAL made visible (None: none, or cleared).
+        self._in_force: LazyContext | None = None
+        # A context was set in the open transaction, on this DB-API connection:
+        # a savepoint rollback may bring it back until the transaction ends.
+        self._dirty: Any = None
+        self._installed = False
         self._busy = False
         self._prefixes: tuple[LazyContext, _Prefixes] | None = None
         self._driver: Any = connection.Database  # type: ignore[attr-defined]  # every backend has one; the stubs omit it
@@ -170,9 +193,10 @@ class ContextStack:
     def push(self, context: LazyContext) -> Frame:
         """Make ``context`` the current one on this connection (no query)."""
         frame = Frame(context)
-        if not self.frames:
-            self.connection.execute_wrappers.append(self._execute)
         self.frames.append(frame)
+        if not self._installed:
+            self.connection.execute_wrappers.append(self._execute)
+            self._installed = True
         return frame
 
     def pop(self, frame: Frame) -> None:
@@ -184,17 +208,14 @@ class ContextStack:
         if not self.frames or self.frames[-1] is not frame:
             raise RuntimeError("Audit contexts must be exited in the reverse order they were entered.")
         try:
-            if self._set:
-                status = self._transaction_status()
-                if status == _INTRANS:
-                    self._run(sql.clear_context())
-                if status in {_IDLE, _INTRANS}:
-                    # Otherwise (a failed transaction) its rollback forgets it.
-                    self._set = False
+            if self._still_dirty() and self._in_force is not None and self._transaction_status() == _INTRANS:
+                # (In a failed transaction nothing can run; what ends it, a
+                # ROLLBACK or a ROLLBACK TO SAVEPOINT, takes care of it.)
+                self._run(sql.clear_context())
+                self._in_force = None
         finally:
             self.frames.pop()
-            if not self.frames:
-                self.connection.execute_wrappers.remove(self._execute)
+            self._uninstall_if_unneeded()
 
     def write(self) -> None:
         """Hand the current context to the triggers for the rest of the open transaction.
@@ -212,43 +233,94 @@ class ContextStack:
                 "call it inside transaction.atomic(), before the statement it is for."
             )
         self._run(self._statement())
+        self._set(self.frames[-1].context)
 
     # --- the execute wrapper ------------------------------------------------
 
     def _execute(self, execute: Callable[..., Any], statement: Any, params: Any, many: bool, context: Any) -> Any:
         if self._busy:
             return execute(statement, params, many, context)
+        if not self.frames and not self._still_dirty():
+            self._uninstall_if_unneeded()
+            return execute(statement, params, many, context)
         text = _text_of(statement, self.connection)
         if text is None:
             # Not text we can rewrite (bytes): classify a decoded copy, and
             # give a write its context through a statement of its own.
-            if carries_context(_probe(statement)):
+            probe = _probe(statement)
+            if self.frames and carries_context(probe):
                 return self._execute_separately(execute, statement, params, many, context)
-            return execute(statement, params, many, context)
-        if not carries_context(text):
-            return execute(statement, params, many, context)
-        if many or self._single_statement_only:
-            return self._execute_separately(execute, statement, params, many, context)
-        prefixes = self._current_prefixes()
-        self._set = True
-        result = execute((prefixes.plain if params is None else prefixes.escaped) + text, params, many, context)
-        if self._multiple_results:
-            # psycopg 3 leaves a multi-statement result on its first result
-            # set; the caller wants the write's (RETURNING rows, rowcount).
-            context["cursor"].cursor.nextset()
-        return result
+            result = execute(statement, params, many, context)
+            if _rolls_back_to_savepoint(probe):
+                self._clear_after_rollback()
+            return result
+        if self.frames and carries_context(text):
+            if many or self._single_statement_only:
+                return self._execute_separately(execute, statement, params, many, context)
+            prefixes = self._current_prefixes()
+            self._set(self.frames[-1].context)
+            result = execute((prefixes.plain if params is None else prefixes.escaped) + text, params, many, context)
+            if self._multiple_results:
+                # psycopg 3 leaves a multi-statement result on its first result
+                # set; the caller wants the write's (RETURNING rows, rowcount).
+                context["cursor"].cursor.nextset()
+            return result
+        if self._dirty is not None and _rolls_back_to_savepoint(text):
+            if many or self._single_statement_only:
+                result = execute(statement, params, many, context)
+                self._clear_after_rollback()
+                return result
+            # The rollback restores what was in force when the savepoint
+            # began: clear it in the same round trip. (Nothing to reposition
+            # for psycopg 3: neither statement returns rows.)
+            suffix = "; " + sql.clear_context()
+            result = execute(text + (suffix if params is None else sql.escape_percent(suffix)), params, many, context)
+            self._in_force = None
+            return result
+        return execute(statement, params, many, context)
 
     def _execute_separately(
         self, execute: Callable[..., Any], statement: Any, params: Any, many: bool, context: Any
     ) -> Any:
         """Set the context by a statement of its own, in the same transaction as the write."""
         statement_to_set = self._statement()
+        lazy = self.frames[-1].context
         if self.connection.get_autocommit() and self._transaction_status() == _IDLE:
             with transaction.atomic(using=self.connection.alias):
                 self._run(statement_to_set)
+                self._set(lazy)
                 return execute(statement, params, many, context)
         self._run(statement_to_set)
+        self._set(lazy)
         return execute(statement, params, many, context)
+
+    # --- state ------------------------------------------------------------------
+
+    def _set(self, lazy: LazyContext) -> None:
+        self._in_force = lazy
+        self._dirty = self.connection.connection
+
+    def _still_dirty(self) -> bool:
+        """Whether a context set earlier may still be (or come back) in force; forget it once it cannot."""
+        if self._dirty is None:
+            return False
+        if self._dirty is not self.connection.connection or self._transaction_status() == _IDLE:
+            # The transaction that set it has ended (or the connection was
+            # replaced): PostgreSQL has forgotten it.
+            self._dirty = None
+            self._in_force = None
+            return False
+        return True
+
+    def _clear_after_rollback(self) -> None:
+        if self._transaction_status() == _INTRANS:
+            self._run(sql.clear_context())
+        self._in_force = None
+
+    def _uninstall_if_unneeded(self) -> None:
+        if self._installed and not self.frames and not self._still_dirty():
+            self.connection.execute_wrappers.remove(self._execute)
+            self._installed = False
 
     # --- helpers --------------------------------------------------------------
 
@@ -283,7 +355,6 @@ class ContextStack:
                 cursor.execute(statement)
         finally:
             self._busy = False
-        self._set = True
 
 
 def _text_of(statement: Any, connection: BaseDatabaseWrapper) -> str | None:

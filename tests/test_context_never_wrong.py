@@ -21,6 +21,8 @@ from tests.testapp.models import AuditLogContext, Invoice
 from tests.wsgi import wsgi_request
 
 URLS = override_settings(ROOT_URLCONF="tests.context_urls")
+# Django 6.1 renamed transaction.savepoint() to savepoint_create().
+SAVEPOINT_CREATE = getattr(transaction, "savepoint_create", None) or transaction.savepoint
 
 
 def logged(entries):
@@ -110,6 +112,50 @@ def test_inner_context_left_inside_a_transaction_gives_the_outer_back(user, othe
             Invoice.objects.create(number="inner")
         Invoice.objects.create(number="outer")
     assert logged(entries) == [("inner", "inner"), ("outer", "outer")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_savepoint_rolled_back_after_a_context_was_left_does_not_bring_it_back(entries):
+    # Found by the state machine: leaving B clears the setting inside the
+    # savepoint; rolling the savepoint back restored A's value, and the write
+    # after every context had ended was logged as A.
+    with transaction.atomic():
+        with audit_context("A"):
+            Invoice.objects.create(number="1")
+            with pytest.raises(RuntimeError, match="roll back"), transaction.atomic():
+                with audit_context("B"):
+                    Invoice.objects.create(number="in B, rolled back")
+                raise RuntimeError("roll back")
+        Invoice.objects.create(number="2")
+        raw_update("raw")  # bypasses Django's cursor: sees only what PostgreSQL holds
+    assert logged(entries) == [("1", "A"), ("2", "unknown"), ("UPDATE", "unknown"), ("UPDATE", "unknown")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_context_left_inside_a_savepoint_stays_hidden_when_the_savepoint_rolls_back(entries):
+    with transaction.atomic():
+        savepoint = None
+        with audit_context("A"):
+            Invoice.objects.create(number="1")
+            savepoint = SAVEPOINT_CREATE()
+        transaction.savepoint_rollback(savepoint)  # back to when A's value was in force
+        Invoice.objects.create(number="2")
+        raw_update("raw")
+    assert logged(entries) == [("1", "A"), ("2", "unknown"), ("UPDATE", "unknown"), ("UPDATE", "unknown")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_raw_rollback_to_savepoint_does_not_bring_a_left_context_back(entries):
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN")
+        with audit_context("A"):
+            Invoice.objects.create(number="1")
+            cursor.execute("SAVEPOINT s")
+        cursor.execute("/* raw */ ROLLBACK TO SAVEPOINT s")
+        Invoice.objects.create(number="2")
+        raw_update("raw")
+        cursor.execute("COMMIT")
+    assert logged(entries) == [("1", "A"), ("2", "unknown"), ("UPDATE", "unknown"), ("UPDATE", "unknown")]
 
 
 # --- 2. raw transaction control inside a context, in autocommit ----------------

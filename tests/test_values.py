@@ -1,13 +1,15 @@
 """Awkward values, masked and excluded columns, and awkward names are logged faithfully."""
 
 import datetime
+import json
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 
+from audit_log.models import LogJSONField, exact_json_decoder
 from tests.factories import CustomerFactory
-from tests.testapp.models import Awkward, Customer, WeirdName
+from tests.testapp.models import AuditLogEntry, Awkward, Customer, WeirdName
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +100,31 @@ def test_weird_table_and_column_names_are_audited():
     assert insert.changes == {"id": thing.pk, "CamelCol": "A", "with space-and-hyphen": 1}
     assert update.changes == {"CamelCol": ["A", "B"], "with space-and-hyphen": [1, 2]}
     assert update.table_name == "Weird Name-Tbl"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"amount": [1.10, 123456789012345.12345], "n": 1, "s": "\\u00e6", "nested": {"a": [null, true]}}',
+        '"just a string"',
+        "[1, 2.50]",
+        ' {"padded": 1} ',  # not what PostgreSQL sends, but decoded all the same
+    ],
+)
+def test_log_json_field_decodes_like_json_loads_with_the_exact_decoder(text):
+    field = AuditLogEntry._meta.get_field("changes")
+    assert isinstance(field, LogJSONField)
+    assert field.from_db_value(text, None, connection) == json.loads(text, parse_float=Decimal)
+
+
+def test_log_json_field_leaves_what_is_not_json_as_django_does():
+    field = AuditLogEntry._meta.get_field("context")
+    assert field.from_db_value("not json", None, connection) == "not json"
+    assert field.from_db_value('{"a": 1} trailing', None, connection) == '{"a": 1} trailing'
+    assert field.from_db_value(None, None, connection) is None
+
+
+def test_log_json_field_is_a_plain_json_field_to_migrations():
+    _, path, _, kwargs = AuditLogEntry._meta.get_field("changes").deconstruct()
+    assert path == "django.db.models.JSONField"
+    assert kwargs["decoder"] is exact_json_decoder

@@ -42,7 +42,6 @@ their ratio, audited / plain. Single-row scenarios run before the
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -71,6 +70,7 @@ from django.test.utils import CaptureQueriesContext, modify_settings, setup_data
 from audit_log.context import audit_context  # noqa: E402
 from tests.factories import UserFactory  # noqa: E402
 from tests.testapp.models import AuditLogEntry, BenchAudited, BenchPlain, BenchTarget  # noqa: E402
+from tests.wsgi import wsgi_environ  # noqa: E402
 
 MIDDLEWARE = "audit_log.middleware.RequestContextMiddleware"
 MODES = (0, None)  # CONN_MAX_AGE: a connection per request, then one persistent connection
@@ -150,24 +150,7 @@ class Site:
     def environ(self, path: str, method: str = "POST") -> dict[str, Any]:
         """Return a WSGI environ for one request, as a server would pass it."""
         body = self.body if path.endswith("/create/") else b""
-        environ = {
-            "REQUEST_METHOD": method,
-            "PATH_INFO": path,
-            "QUERY_STRING": "",
-            "SERVER_NAME": "testserver",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "testserver",
-            "REMOTE_ADDR": "127.0.0.1",
-            "CONTENT_TYPE": "application/x-www-form-urlencoded",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": io.StringIO(),
-        }
-        if self.cookie:
-            environ["HTTP_COOKIE"] = self.cookie
-        return environ
+        return wsgi_environ(path, method, self.cookie, body)
 
     def serve(self, kind: str, environs: list[dict[str, Any]], max_age: int | None) -> float:
         """Serve ``environs`` one after the other and return the seconds they took, all included."""

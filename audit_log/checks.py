@@ -7,7 +7,8 @@ its inputs as arguments.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from django.apps import apps
@@ -35,10 +36,27 @@ _OBSOLETE_SETTINGS = {
 
 def register() -> None:
     """Register every check of the package (called from ``AppConfig.ready``)."""
-    checks.register(check_settings, CHECK_TAG, checks.Tags.models)
-    checks.register(check_models, CHECK_TAG, checks.Tags.models)
-    checks.register(check_databases, CHECK_TAG, checks.Tags.database, checks.Tags.compatibility)
-    checks.register(check_middleware, CHECK_TAG)
+    checks.register(_when_installed(check_settings), CHECK_TAG, checks.Tags.models)
+    checks.register(_when_installed(check_models), CHECK_TAG, checks.Tags.models)
+    checks.register(_when_installed(check_databases), CHECK_TAG, checks.Tags.database, checks.Tags.compatibility)
+    checks.register(_when_installed(check_middleware), CHECK_TAG)
+
+
+def _when_installed(check: Callable[..., list[checks.CheckMessage]]) -> Callable[..., list[checks.CheckMessage]]:
+    """Run ``check`` only while ``audit_log`` is installed.
+
+    Checks stay registered for the process once the app was ready; a test or
+    project that then overrides ``INSTALLED_APPS`` without it (as Django's
+    admin checks allow for ``django.contrib.admin``) has nothing to check.
+    """
+
+    @functools.wraps(check)
+    def run(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+        if not apps.is_installed("audit_log"):
+            return []
+        return check(app_configs, **kwargs)
+
+    return run
 
 
 # --- settings and the two configured models ------------------------------------

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 from .serialization import JSONValue, clean_text, jsonable
+from .sql import bare_name
 from .triggers import column_of
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def _plan(model: type[models.Model]) -> tuple[_Column, ...]:
                 kind = "other"
             # Only a CharField's max_length is its column's (a UUIDField has one too).
             max_length = field.max_length if isinstance(field, models.CharField) else None
-            columns.append(_Column(field, field.attname, column_of(field), kind, max_length))
+            columns.append(_Column(field, field.attname, bare_name(column_of(field)), kind, max_length))
         plan = _PLANS[model] = tuple(columns)
     return plan
 

@@ -10,6 +10,7 @@ safe.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -79,6 +80,55 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_QUOTED_PART = re.compile(r'"((?:[^"]|"")*)"')
+
+
+def name_parts(name: str) -> tuple[str, ...]:
+    """Split a table or column name, as Django spells it, into the identifiers it stands for.
+
+    Django's ``quote_name`` leaves a name that starts and ends with a double
+    quote alone: it is SQL already, such as ``'"otherschema"."book"'`` (a
+    schema-qualified table) or ``'"quoted_id"'``. Such a name is parsed into
+    its quoted parts. Any other name is one identifier, whatever it contains
+    (``"my.table"`` is a table with a dot in its name, as Django treats it).
+
+    Args:
+        name: A ``db_table`` or ``db_column``.
+
+    Returns:
+        The identifiers, unquoted: ``("otherschema", "book")``, ``("quoted_id",)``.
+    """
+    if len(name) >= 2 and name[0] == '"' and name[-1] == '"':
+        parts = []
+        position = 0
+        while match := _QUOTED_PART.match(name, position):
+            parts.append(match.group(1).replace('""', '"'))
+            position = match.end()
+            if position == len(name):
+                return tuple(parts)
+            if name[position] != ".":
+                break
+            position += 1
+    return (name,)
+
+
+def quote_name(name: str) -> str:
+    """Quote a table or column name as Django spells it: each part of a qualified name once.
+
+    Args:
+        name: A ``db_table`` or ``db_column`` (see :func:`name_parts`).
+
+    Returns:
+        SQL that names it, safe to paste into a statement.
+    """
+    return ".".join(quote_ident(part) for part in name_parts(name))
+
+
+def bare_name(name: str) -> str:
+    """Return the object's own name, without schema or quotes: ``'"s"."book"'`` gives ``book``."""
+    return name_parts(name)[-1]
+
+
 def quote_literal(value: str) -> str:
     """Quote ``value`` as a PostgreSQL string constant.
 
@@ -125,8 +175,25 @@ def object_name(*parts: str) -> str:
 
 
 def function_name(table: str) -> str:
-    """Return the name of the trigger function of ``table``."""
-    return object_name("fn", table)
+    """Return the (unqualified) name of the trigger function of ``table``."""
+    return object_name("fn", bare_name(table))
+
+
+def function_schema(table: str) -> str | None:
+    """Return the schema the trigger function of ``table`` lives in when the table names one, else None.
+
+    A schema-qualified table's function is created beside it; any other goes
+    where ``CREATE FUNCTION`` puts it, the first schema of the search path.
+    """
+    parts = name_parts(table)
+    return parts[-2] if len(parts) > 1 else None
+
+
+def function_reference(table: str) -> str:
+    """Return SQL naming the trigger function of ``table`` (qualified when the table is)."""
+    schema = function_schema(table)
+    function = quote_ident(function_name(table))
+    return f"{quote_ident(schema)}.{function}" if schema else function
 
 
 #: The helper that creates missing content types (shared by all tables; no
@@ -324,7 +391,7 @@ def _require(spec: AuditSpec, rows: str) -> str:
         "through audit_log.middleware.RequestContextMiddleware or in an AuditLoggedCommand; "
         "or set AUDIT_LOG_REQUIRE_CONTEXT = False and run manage.py audit_log_install."
     )
-    table = quote_literal(quote_ident(spec.table))
+    table = quote_literal(quote_name(spec.table))
     return f"""
     IF _al_missing AND EXISTS (SELECT FROM {rows}) THEN
       RAISE EXCEPTION 'audit_log: % on table % without an audit context', TG_OP, {table}
@@ -362,13 +429,13 @@ def function_body(spec: AuditSpec) -> str:
     )
     ct = spec.content_type
     ct_lookup = (
-        f'SELECT "id" FROM {quote_ident(ct.table)} '
+        f'SELECT "id" FROM {quote_name(ct.table)} '
         f'WHERE "app_label" = {quote_literal(ct.app_label)} AND "model" = {quote_literal(ct.model)}'
     )
     ct_create = f"{quote_ident(CONTENT_TYPE_FUNCTION)}({quote_literal(ct.app_label)}, {quote_literal(ct.model)})"
-    qtable = quote_ident(spec.table)
+    qtable = quote_name(spec.table)
     pk = quote_ident(spec.pk)
-    insert = f"INSERT INTO {quote_ident(spec.log_table)} ({_insert_columns(spec)})"
+    insert = f"INSERT INTO {quote_name(spec.log_table)} ({_insert_columns(spec)})"
     new_rows, old_rows = quote_ident(NEW_ROWS), quote_ident(OLD_ROWS)
     rn = _unique_alias("_al_rn", (column.name for column in spec.columns))
 
@@ -432,8 +499,12 @@ END
 
 
 def create_content_type_function(content_type_table: str) -> str:
-    """Return the shared helper that creates a missing content type and returns its id."""
-    table = quote_ident(content_type_table)
+    """Return the shared helper that creates a missing content type and returns its id (NULL if it cannot).
+
+    Only called when the lookup finds nothing, so its exception block (a
+    subtransaction) costs nothing on the usual path.
+    """
+    table = quote_name(content_type_table)
     body = f"""
 DECLARE
   _al_id integer;
@@ -444,6 +515,11 @@ BEGIN
     SELECT "id" INTO _al_id FROM {table} WHERE "app_label" = p_app_label AND "model" = p_model;
   END IF;
   RETURN _al_id;
+EXCEPTION WHEN string_data_right_truncation THEN
+  -- A model name longer than the column (an auto-created many-to-many
+  -- model's can be): Django cannot have a content type for it either. The
+  -- entry is written without one; its table_name still says what changed.
+  RETURN NULL;
 END
 """
     return (
@@ -456,24 +532,23 @@ def create_function(spec: AuditSpec) -> str:
     """Return ``CREATE OR REPLACE FUNCTION`` for the trigger function of ``spec``."""
     settings = " ".join(f"SET {name} = {value}" for name, value in FUNCTION_SETTINGS)
     return (
-        f"CREATE OR REPLACE FUNCTION {quote_ident(spec.function)}() RETURNS trigger LANGUAGE plpgsql "
+        f"CREATE OR REPLACE FUNCTION {function_reference(spec.table)}() RETURNS trigger LANGUAGE plpgsql "
         f"{settings} SET search_path FROM CURRENT "
         f"AS {_BODY_TAG}{function_body(spec)}{_BODY_TAG}"
     )
 
 
-def create_triggers(table: str, function: str) -> list[str]:
+def create_triggers(table: str) -> list[str]:
     """Return the four ``CREATE OR REPLACE TRIGGER`` statements for ``table``.
 
     Args:
-        table: The audited table.
-        function: Its trigger function.
+        table: The audited table (see :func:`name_parts`).
 
     Returns:
         INSERT, UPDATE and DELETE triggers (AFTER, per statement, with
         transition tables) and a BEFORE TRUNCATE trigger.
     """
-    qtable, qfunction = quote_ident(table), quote_ident(function)
+    qtable, qfunction = quote_name(table), function_reference(table)
     old, new = quote_ident(OLD_ROWS), quote_ident(NEW_ROWS)
     referencing = {
         "INSERT": f"REFERENCING NEW TABLE AS {new}",
@@ -496,7 +571,7 @@ def install(spec: AuditSpec) -> list[str]:
     return [
         create_content_type_function(spec.content_type.table),
         create_function(spec),
-        *create_triggers(spec.table, spec.function),
+        *create_triggers(spec.table),
     ]
 
 
@@ -505,9 +580,9 @@ def uninstall(table: str) -> list[str]:
 
     Both tolerate objects that are already gone.
     """
-    qtable = quote_ident(table)
+    qtable = quote_name(table)
     statements = [f"DROP TRIGGER IF EXISTS {quote_ident(name)} ON {qtable}" for name in TRIGGER_NAMES.values()]
-    statements.append(f"DROP FUNCTION IF EXISTS {quote_ident(function_name(table))}()")
+    statements.append(f"DROP FUNCTION IF EXISTS {function_reference(table)}()")
     return statements
 
 
@@ -543,17 +618,35 @@ def escape_percent(statement: str) -> str:
 
 # --- introspection, for status checks ---------------------------------------
 
-INSTALLED_FUNCTIONS = """
-SELECT p.proname, p.prosrc, coalesce(p.proconfig, ARRAY[]::text[])
-FROM pg_proc AS p
-WHERE p.pronamespace = ANY (current_schemas(false)::regnamespace[]) AND p.proname LIKE 'audit\\_log\\_%%'
+#: Where the audited tables and their functions are, by OID (NULL: missing).
+#: Parameters: arrays of quoted table names and of function signatures.
+RESOLVE_OBJECTS = """
+SELECT t.ord, to_regclass(t.tbl)::oid, to_regprocedure(t.fn)::oid
+FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS t(tbl, fn, ord)
 """
 
+#: Our trigger functions in the schemas the search path and the audited
+#: tables use (parameter: the latter), whether any trigger calls them.
+INSTALLED_FUNCTIONS = """
+SELECT p.oid, n.nspname, p.proname, p.prosrc, coalesce(p.proconfig, ARRAY[]::text[]),
+  EXISTS (SELECT FROM pg_trigger AS t WHERE t.tgfoid = p.oid)
+FROM pg_proc AS p
+JOIN pg_namespace AS n ON n.oid = p.pronamespace
+WHERE p.proname LIKE 'audit\\_log\\_fn\\_%%'
+  AND (p.pronamespace = ANY (current_schemas(false)::regnamespace[]) OR n.nspname = ANY (%s::text[]))
+"""
+
+#: Our triggers in the same schemas (parameter: those of the audited tables).
 INSTALLED_TRIGGERS = """
-SELECT c.relname, t.tgname, p.proname, t.tgenabled
+SELECT t.tgrelid, n.nspname, c.relname, t.tgname, t.tgfoid, t.tgenabled
 FROM pg_trigger AS t
 JOIN pg_class AS c ON c.oid = t.tgrelid
-JOIN pg_proc AS p ON p.oid = t.tgfoid
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
 WHERE NOT t.tgisinternal AND t.tgname LIKE 'audit\\_log\\_%%'
-  AND c.relnamespace = ANY (current_schemas(false)::regnamespace[])
+  AND (c.relnamespace = ANY (current_schemas(false)::regnamespace[]) OR n.nspname = ANY (%s::text[]))
 """
+
+
+def qualified(schema: str, name: str) -> str:
+    """Return ``"schema"."name"``, which :func:`name_parts` reads back as the two parts."""
+    return f"{quote_ident(schema)}.{quote_ident(name)}"

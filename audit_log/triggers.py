@@ -64,17 +64,28 @@ def audited_models(connection: BaseDatabaseWrapper, models: Iterable[type[Model]
     return [model for model in candidates if is_audited(model) and router.allow_migrate_model(connection.alias, model)]
 
 
-def resolve_columns(model: type[Model], names: Iterable[str]) -> tuple[list[str], list[str]]:
+def resolve_columns(
+    model: type[Model], names: Iterable[str], fields: Iterable[Field[Any, Any]] | None = None
+) -> tuple[list[str], list[str]]:
     """Map field names (or attnames, or column names) of ``model`` to column names.
 
+    Args:
+        model: The model the names belong to.
+        names: Field names, attnames or column names.
+        fields: The concrete fields to resolve against, when they differ from
+            the model's (during a schema change the model is the old state).
+
     Returns:
-        ``(columns, unknown)``: the column names found, and the names that
-        match no concrete field.
+        ``(columns, unknown)``: the column names found (as the database
+        spells them, without quotes), and the names that match no concrete
+        field.
     """
     by_name: dict[str, str] = {}
-    for field in model._meta.concrete_fields:
-        column = column_of(field)
-        by_name.update({field.name: column, field.attname: column, column: column})
+    for field in model._meta.concrete_fields if fields is None else fields:
+        if not field.column:
+            continue
+        column = sql.bare_name(column_of(field))
+        by_name.update({field.name: column, field.attname: column, column_of(field): column, column: column})
     columns, unknown = [], []
     for name in names:
         if name in by_name:
@@ -99,7 +110,7 @@ def _entry_model(audit: AuditLogsField) -> type[Model]:
 def _log_columns(entry: type[Model]) -> sql.LogColumns:
     def column(name: str) -> str:
         try:
-            return column_of(entry._meta.get_field(name))
+            return sql.bare_name(column_of(entry._meta.get_field(name)))
         except FieldDoesNotExist:
             raise ImproperlyConfigured(
                 f"Log-entry model {entry._meta.label} has no field {name!r}: it must subclass "
@@ -120,7 +131,7 @@ def _log_columns(entry: type[Model]) -> sql.LogColumns:
 def context_columns(connection: BaseDatabaseWrapper) -> list[tuple[str, str]]:
     """Return ``(column, SQL type)`` of every concrete field of the context model."""
     model = get_context_model()
-    return [(column_of(field), field.db_type(connection) or "") for field in model._meta.concrete_fields]
+    return [(sql.bare_name(column_of(field)), field.db_type(connection) or "") for field in model._meta.concrete_fields]
 
 
 def sql_constant(value: Any) -> str | None:
@@ -152,7 +163,7 @@ def context_fallbacks(context_model: type[Model] | None = None) -> dict[str, str
         if field.has_default() and not callable(field.default):
             constant = sql_constant(field.default)
             if constant is not None:
-                fallbacks[column_of(field)] = constant
+                fallbacks[sql.bare_name(column_of(field))] = constant
     return fallbacks
 
 
@@ -187,19 +198,21 @@ def spec_for(
     audit = audit or audit_field(model)
     if audit is None:
         raise ImproperlyConfigured(f"{opts.label} is not audited: it has no AuditLogsField.")
-    pk = opts.pk
+    table_fields = [field for field in (opts.local_concrete_fields if fields is None else fields) if field.column]
+    # During a schema change the model is the old state: the key, and what
+    # is excluded or masked, come from the table's new columns.
+    pk = next((field for field in table_fields if field.primary_key), opts.pk)
     if pk is None or pk.column is None:
         raise ImproperlyConfigured(f"{opts.label} has a composite primary key, which audit_log does not support.")
-    table_fields = [field for field in (opts.local_concrete_fields if fields is None else fields) if field.column]
-    excluded, unknown = resolve_columns(model, audit.exclude)
-    masked, unknown_masked = resolve_columns(model, audit.mask)
+    excluded, unknown = resolve_columns(model, audit.exclude, table_fields)
+    masked, unknown_masked = resolve_columns(model, audit.mask, table_fields)
     if unknown or unknown_masked:
         raise ImproperlyConfigured(
             f"{opts.label}.{audit.name} names fields that do not exist: {', '.join(unknown + unknown_masked)}."
         )
     # Sorted: the same table gives the same SQL whether its columns came from
     # the model's declaration or from a migration history that added them later.
-    typed = sorted((column_of(field), field.db_type(connection)) for field in table_fields)
+    typed = sorted((sql.bare_name(column_of(field)), field.db_type(connection)) for field in table_fields)
     columns = tuple(
         sql.Column(name=column, comparable=_is_comparable(db_type), masked=column in masked)
         for column, db_type in typed
@@ -207,11 +220,11 @@ def spec_for(
     )
     entry = _entry_model(audit)
     if entry_columns is None:
-        entry_columns = {column_of(field) for field in entry._meta.concrete_fields}
+        entry_columns = {sql.bare_name(column_of(field)) for field in entry._meta.concrete_fields}
     copied = tuple((name, sql_type) for name, sql_type in context_columns(connection) if name in entry_columns)
     return sql.AuditSpec(
         table=opts.db_table,
-        pk=column_of(pk),
+        pk=sql.bare_name(column_of(pk)),
         columns=columns,
         excluded=tuple(sorted(excluded)),
         log_table=entry._meta.db_table,
@@ -243,6 +256,34 @@ def install(schema_editor: BaseDatabaseSchemaEditor, model: type[Model], **optio
         schema_editor.execute(statement, params=None)
 
 
+def refresh(schema_editor: BaseDatabaseSchemaEditor, model: type[Model], **options: Any) -> bool:
+    """Reinstall the triggers of ``model`` for a schema change, unless they would come out the same.
+
+    The trigger depends only on the columns' names and a few traits of their
+    types, so many changes (a ``max_length``, a ``NOT NULL``) leave it as it
+    is: then nothing is run.
+
+    Args:
+        schema_editor: The schema editor of the running migration.
+        model: The audited model, in its state before the change.
+        **options: What changes, passed to :func:`spec_for` (``fields`` ...).
+
+    Returns:
+        Whether the triggers were reinstalled.
+    """
+    connection = schema_editor.connection
+    statements = sql.install(spec_for(model, connection, **options))
+    try:
+        before = sql.install(spec_for(model, connection, audit=options.get("audit")))
+    except ImproperlyConfigured:
+        before = None  # the old state could not be audited (a bad option): install
+    if statements == before:
+        return False
+    for statement in statements:
+        schema_editor.execute(statement, params=None)
+    return True
+
+
 def uninstall(schema_editor: BaseDatabaseSchemaEditor, table: str) -> None:
     """Remove the audit triggers and function of ``table`` (tolerates their absence)."""
     for statement in sql.uninstall(table):
@@ -254,10 +295,14 @@ class TableStatus:
     """What the database has for one audited (or formerly audited) table.
 
     Attributes:
-        table: The table name.
-        model: The model label, or "" for a table no model audits any more.
-        state: ``"ok"``, ``"missing"``, ``"outdated"``, ``"disabled"`` or
-            ``"orphaned"`` (triggers left on a table no model audits).
+        table: The table name as the model spells it; for what no model
+            audits, the qualified name (``"schema"."name"``), which
+            :func:`uninstall` and ``sql.name_parts`` accept.
+        model: The model label, or "" for what no model audits any more.
+        state: ``"ok"``, ``"missing"``, ``"outdated"``, ``"disabled"``,
+            ``"orphaned"`` (triggers left on a table no model audits) or
+            ``"orphaned function"`` (a trigger function no trigger calls and
+            no model needs; ``table`` then names the function).
         detail: What differs, for humans.
     """
 
@@ -275,43 +320,60 @@ class TableStatus:
 def status(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None = None) -> list[TableStatus]:
     """Compare the triggers in the database with what the audited models need.
 
+    Tables and functions are matched by OID, so a schema-qualified table is
+    found in its schema and an unqualified one where the search path finds it.
+
     Args:
         connection: The database to inspect.
         models: Models to consider; by default every installed model.
 
     Returns:
-        One status per audited table, plus one per orphaned trigger function.
+        One status per audited table, one per table with orphaned triggers,
+        and one per orphaned trigger function.
     """
+    specs = [(model, spec_for(model, connection)) for model in audited_models(connection, models)]
+    schemas = sorted({schema for _, spec in specs if (schema := sql.function_schema(spec.table))})
     with connection.cursor() as cursor:
-        cursor.execute(sql.INSTALLED_FUNCTIONS)
-        functions = {name: (source, config) for name, source, config in cursor.fetchall()}
-        cursor.execute(sql.INSTALLED_TRIGGERS)
-        triggers = {(table, name): (function, enabled) for table, name, function, enabled in cursor.fetchall()}
+        located: dict[int, tuple[int | None, int | None]] = {}
+        if specs:
+            cursor.execute(
+                sql.RESOLVE_OBJECTS,
+                [
+                    [sql.quote_name(spec.table) for _, spec in specs],
+                    [f"{sql.function_reference(spec.table)}()" for _, spec in specs],
+                ],
+            )
+            located = {ordinal: (table_oid, function_oid) for ordinal, table_oid, function_oid in cursor.fetchall()}
+        cursor.execute(sql.INSTALLED_FUNCTIONS, [schemas])
+        functions = {row[0]: row[1:] for row in cursor.fetchall()}
+        cursor.execute(sql.INSTALLED_TRIGGERS, [schemas])
+        installed = cursor.fetchall()
+    triggers_on: dict[int, dict[str, tuple[int, str]]] = {}
+    for table_oid, _, _, name, function_oid, enabled in installed:
+        triggers_on.setdefault(table_oid, {})[name] = (function_oid, enabled)
     wanted_settings = {f"{name}={value}" for name, value in sql.FUNCTION_SETTINGS}
     results = []
-    for model in audited_models(connection, models):
-        spec = spec_for(model, connection)
+    audited_oids, expected_functions = set(), set()
+    for ordinal, (model, spec) in enumerate(specs, start=1):
+        table_oid, function_oid = located.get(ordinal, (None, None))
         label = model._meta.label
-        problems = []
-        if spec.function not in functions:
+        if table_oid is not None:
+            audited_oids.add(table_oid)
+        if function_oid is None or function_oid not in functions:
             results.append(TableStatus(spec.table, label, "missing", f"function {spec.function} does not exist"))
             continue
-        source, config = functions[spec.function]
+        expected_functions.add(function_oid)
+        _, _, source, config, _ = functions[function_oid]
+        problems = []
         if source != sql.function_body(spec):
             problems.append("function body differs from what the model needs")
         if not wanted_settings <= set(config):
             problems.append("function settings differ")
-        missing = [name for name in sql.TRIGGER_NAMES.values() if (spec.table, name) not in triggers]
-        wrong = [
-            name
-            for name in sql.TRIGGER_NAMES.values()
-            if (spec.table, name) in triggers and triggers[(spec.table, name)][0] != spec.function
-        ]
-        disabled = [
-            name
-            for name in sql.TRIGGER_NAMES.values()
-            if (spec.table, name) in triggers and triggers[(spec.table, name)][1] == "D"
-        ]
+        on_table = triggers_on.get(table_oid, {}) if table_oid is not None else {}
+        names = list(sql.TRIGGER_NAMES.values())
+        missing = [name for name in names if name not in on_table]
+        wrong = [name for name in names if name in on_table and on_table[name][0] != function_oid]
+        disabled = [name for name in names if name in on_table and on_table[name][1] == "D"]
         if missing:
             results.append(TableStatus(spec.table, label, "missing", "missing triggers: " + ", ".join(missing)))
         elif disabled:
@@ -321,12 +383,21 @@ def status(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None
             results.append(TableStatus(spec.table, label, "outdated", "; ".join(problems)))
         else:
             results.append(TableStatus(spec.table, label, "ok"))
-    audited_tables = {result.table for result in results}
     orphans: dict[str, set[str]] = {}
-    for (table, name), (function, _) in triggers.items():
-        if table not in audited_tables and name in sql.TRIGGER_NAMES.values():
-            orphans.setdefault(table, set()).add(function)
-    for table, names in sorted(orphans.items()):
-        detail = f"triggers call {', '.join(sorted(names))}, but no installed model audits this table"
+    for table_oid, schema, relname, name, function_oid, _ in installed:
+        if table_oid not in audited_oids and name in sql.TRIGGER_NAMES.values():
+            called = functions.get(function_oid)
+            orphans.setdefault(sql.qualified(schema, relname), set()).add(called[1] if called else str(function_oid))
+    for table, callees in sorted(orphans.items()):
+        detail = f"triggers call {', '.join(sorted(callees))}, but no installed model audits this table"
         results.append(TableStatus(table, "", "orphaned", detail))
+    for function_oid, (schema, name, _, _, called) in sorted(functions.items(), key=lambda item: item[1][:2]):
+        if not called and function_oid not in expected_functions:
+            detail = "no trigger calls it and no installed model needs it; `audit_log_install --prune` drops it"
+            results.append(TableStatus(sql.qualified(schema, name), "", "orphaned function", detail))
     return results
+
+
+def drop_function(schema_editor: BaseDatabaseSchemaEditor, name: str) -> None:
+    """Drop an orphaned trigger function, named as :func:`status` reports it (``"schema"."name"``)."""
+    schema_editor.execute(f"DROP FUNCTION IF EXISTS {sql.quote_name(name)}()", params=None)

@@ -111,7 +111,7 @@ def test_create_function_pins_planner_settings():
 
 
 def test_create_triggers_are_statement_level_with_transition_tables():
-    statements = sql.create_triggers("Weird Name-Tbl", "audit_log_fn_x")
+    statements = sql.create_triggers("Weird Name-Tbl")
     assert len(statements) == 4
     insert, update, delete, truncate = statements
     assert 'AFTER INSERT ON "Weird Name-Tbl" REFERENCING NEW TABLE AS "audit_log_new" FOR EACH STATEMENT' in insert
@@ -139,3 +139,34 @@ def test_function_body_reads_the_context_setting_as_a_typed_record():
         'jsonb_to_record(_al_raw::jsonb) AS _al_ctx("context_id" uuid, "context_type" varchar(64), "context" jsonb)'
         in body
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "parts"),
+    [
+        ('"otherschema"."book"', ("otherschema", "book")),
+        ('"quoted_id"', ("quoted_id",)),
+        ('"a ""quoted"" name"."t"', ('a "quoted" name', "t")),
+        ("my.table", ("my.table",)),  # unquoted: one identifier with a dot, as Django treats it
+        ('"unbalanced', ('"unbalanced',)),
+        ('"a"b"', ('"a"b"',)),
+        ('"a".b"', ('"a".b"',)),
+    ],
+)
+def test_name_parts_reads_names_django_leaves_quoted(name, parts):
+    assert sql.name_parts(name) == parts
+
+
+def test_quote_name_quotes_each_part_once():
+    assert sql.quote_name('"otherschema"."book"') == '"otherschema"."book"'
+    assert sql.quote_name('"quoted_id"') == '"quoted_id"'
+    assert sql.quote_name('Weird "Name"') == '"Weird ""Name"""'
+
+
+def test_trigger_function_of_a_schema_qualified_table_lives_beside_it():
+    assert sql.function_reference('"s"."book"') == '"s"."audit_log_fn_book"'
+    assert sql.function_reference("book") == '"audit_log_fn_book"'
+    insert = sql.create_triggers('"s"."book"')[0]
+    assert 'ON "s"."book" REFERENCING' in insert
+    assert insert.endswith('EXECUTE FUNCTION "s"."audit_log_fn_book"()')
+    assert sql.uninstall('"s"."book"')[-1] == 'DROP FUNCTION IF EXISTS "s"."audit_log_fn_book"()'

@@ -78,6 +78,6 @@ def test_orphaned_triggers_are_drift_and_install_removes_them():
     )
     code, out, _ = status()
     assert code == 1
-    assert re.search(r"leftover\s+orphaned", out)
+    assert re.search(r'"public"\."leftover"\s+orphaned', out)
     call_command("audit_log_install", stdout=io.StringIO())
     assert status()[0] == 0

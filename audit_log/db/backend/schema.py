@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.backends.postgresql import schema
 from django.db.models import Field, Model
 
-from ... import triggers
+from ... import sql, triggers
 from ...conf import conf
 from ...fields import AuditLogsField
 
@@ -28,30 +28,40 @@ class AuditLogSchemaEditorMixin(_EditorBase):
     auditing on or off for the table.
     """
 
+    # --- which tables -----------------------------------------------------
+
+    def audit_options(self, model: type[Model]) -> AuditLogsField | None:
+        """Return the ``AuditLogsField`` whose options audit ``model``'s table, or None if it is not audited.
+
+        Override it to audit more (``tests/django_suite`` audits every table
+        Django's own test suite creates this way).
+        """
+        return triggers.audit_field(model) if triggers.has_table(model) else None
+
     # --- tables ---------------------------------------------------------
 
     def create_model(self, model: type[Model]) -> None:
         """Create the table, then its triggers if the model is audited."""
         super().create_model(model)
-        if triggers.is_audited(model):
-            triggers.install(self, model)
+        if audit := self.audit_options(model):
+            triggers.install(self, model, audit=audit)
 
     def delete_model(self, model: type[Model]) -> None:
         """Drop the triggers of an audited model, then its table."""
-        if triggers.is_audited(model):
+        if self.audit_options(model):
             triggers.uninstall(self, model._meta.db_table)
         super().delete_model(model)
 
     def alter_db_table(self, model: type[Model], old_db_table: str, new_db_table: str) -> None:
         """Rename the table and move its triggers (named after the table) along."""
-        audited = triggers.is_audited(model)
-        if audited and old_db_table != new_db_table:
+        audit = self.audit_options(model)
+        if audit and old_db_table != new_db_table:
             triggers.uninstall(self, old_db_table)
         super().alter_db_table(model, old_db_table, new_db_table)
-        if audited:
+        if audit:
             # Also when the name is unchanged: RenameModel of a model with an
             # explicit db_table changes the content type the trigger logs.
-            triggers.install(self, model)
+            triggers.install(self, model, audit=audit)
         if self._is_log_model(model):
             self._refresh_audited(model)
 
@@ -64,10 +74,10 @@ class AuditLogSchemaEditorMixin(_EditorBase):
         if isinstance(field, AuditLogsField):
             for audited in self._with_descendants(model):
                 triggers.install(self, audited, audit=field)
-        elif field.column and triggers.is_audited(model):
-            triggers.install(self, model, fields=[*model._meta.local_concrete_fields, field])
+        elif field.column and (audit := self.audit_options(model)):
+            triggers.refresh(self, model, fields=[*model._meta.local_concrete_fields, field], audit=audit)
         if field.column and self._is_log_model(model):
-            self._refresh_audited(model, entry_columns=self._columns(model) | {field.column})
+            self._refresh_audited(model, entry_columns=self._columns(model) | {self._column(field)})
 
     def remove_field(self, model: type[Model], field: Field[Any, Any]) -> None:
         """Remove a column (or turn auditing off, for an ``AuditLogsField``) and refresh triggers."""
@@ -75,11 +85,11 @@ class AuditLogSchemaEditorMixin(_EditorBase):
             for audited in self._with_descendants(model):
                 triggers.uninstall(self, audited._meta.db_table)
         super().remove_field(model, field)
-        if not isinstance(field, AuditLogsField) and field.column and triggers.is_audited(model):
+        if not isinstance(field, AuditLogsField) and field.column and (audit := self.audit_options(model)):
             remaining = [f for f in model._meta.local_concrete_fields if f.name != field.name]
-            triggers.install(self, model, fields=remaining)
+            triggers.refresh(self, model, fields=remaining, audit=audit)
         if field.column and self._is_log_model(model):
-            self._refresh_audited(model, entry_columns=self._columns(model) - {field.column})
+            self._refresh_audited(model, entry_columns=self._columns(model) - {self._column(field)})
 
     def alter_field(
         self, model: type[Model], old_field: Field[Any, Any], new_field: Field[Any, Any], strict: bool = False
@@ -95,22 +105,32 @@ class AuditLogSchemaEditorMixin(_EditorBase):
                     triggers.uninstall(self, audited._meta.db_table)
             return
         # The trigger depends only on a column's name and type: changes to
-        # choices, defaults or help texts (AlterField as well) need no new one.
+        # choices, defaults or help texts (AlterField as well) need no new one,
+        # and refresh() skips the rest when the SQL comes out the same.
         column_changed = old_field.column != new_field.column or old_field.db_type(
             self.connection
         ) != new_field.db_type(self.connection)
-        if column_changed and triggers.is_audited(model):
+        if column_changed and (audit := self.audit_options(model)):
+            # ``model`` is the state before the change: swap in the new field
+            # (for a RenameField its name differs too). The key and the
+            # excluded and masked columns are then found among these.
             fields = [new_field if f.name == old_field.name else f for f in model._meta.local_concrete_fields]
-            triggers.install(self, model, fields=fields)
+            triggers.refresh(self, model, fields=fields, audit=audit)
         if self._is_log_model(model) and old_field.column != new_field.column:
-            columns = self._columns(model) - {old_field.column}
-            self._refresh_audited(model, entry_columns=columns | ({new_field.column} if new_field.column else set()))
+            columns = self._columns(model) - {self._column(old_field)}
+            self._refresh_audited(
+                model, entry_columns=columns | ({self._column(new_field)} if new_field.column else set())
+            )
 
     # --- helpers --------------------------------------------------------
 
     @staticmethod
-    def _columns(model: type[Model]) -> set[str]:
-        return {triggers.column_of(field) for field in model._meta.concrete_fields}
+    def _column(field: Field[Any, Any]) -> str:
+        return sql.bare_name(triggers.column_of(field))
+
+    @classmethod
+    def _columns(cls, model: type[Model]) -> set[str]:
+        return {cls._column(field) for field in model._meta.concrete_fields}
 
     @staticmethod
     def _is_log_model(model: type[Model]) -> bool:
@@ -139,8 +159,8 @@ class AuditLogSchemaEditorMixin(_EditorBase):
         the migration.
         """
         for model in log_model._meta.apps.get_models():
-            if triggers.is_audited(model):
-                triggers.install(self, model, entry_columns=entry_columns)
+            if (audit := self.audit_options(model)) and not self._is_log_model(model):
+                triggers.install(self, model, entry_columns=entry_columns, audit=audit)
 
 
 class DatabaseSchemaEditor(AuditLogSchemaEditorMixin, schema.DatabaseSchemaEditor):

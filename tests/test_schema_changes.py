@@ -207,3 +207,24 @@ def test_a_model_name_too_long_for_a_content_type_does_not_fail_the_write(migrat
     run("INSERT INTO schematest_long (name) VALUES ('a')")
     [[content_type, object_id]] = run("SELECT content_type_id, object_id FROM testapp_auditlogentry")
     assert (content_type, object_id) == (None, "1")
+
+
+def test_a_log_table_in_its_own_schema_is_written_by_tables_elsewhere(migrator, other_schema):
+    log = migrator.state.models["testapp", "auditlogentry"]
+    migrator.forwards(
+        migrations.CreateModel(
+            "SchemaLog",
+            [(name, field.clone()) for name, field in log.fields.items()],
+            options={"db_table": '"Other Schema"."entries"'},
+        ),
+        migrations.CreateModel(
+            "Thing",
+            [
+                ("id", models.AutoField(primary_key=True)),
+                ("name", models.CharField(max_length=50)),
+                ("audit_logs", AuditLogsField(to="schematest.schemalog")),
+            ],
+        ),
+    )
+    run("INSERT INTO schematest_thing (name) VALUES ('a')")
+    assert run('SELECT action, table_name FROM "Other Schema"."entries"') == [("INSERT", "schematest_thing")]

@@ -46,7 +46,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from audit_log.models import HTTP_REQUEST, MANAGEMENT_COMMAND, Action
-from audit_log.sql import UNKNOWN_CONTEXT_TYPE
+from audit_log.sql import UNKNOWN_CONTEXT_TYPE, bare_name
 from audit_log.triggers import audit_field, resolve_columns
 
 if TYPE_CHECKING:
@@ -359,8 +359,10 @@ class DiffFormatter:
             if model is not None:
                 for index, model_field in enumerate(model._meta.concrete_fields):
                     if model_field.column:
-                        info.fields[model_field.column] = model_field
-                        info.order[model_field.column] = index
+                        # Logged under the column's own name: '"Amount"' is logged as Amount.
+                        column = bare_name(model_field.column)
+                        info.fields[column] = model_field
+                        info.order[column] = index
                 audit = audit_field(model)
                 if audit is not None:
                     info.masked = frozenset(resolve_columns(model, audit.mask)[0])

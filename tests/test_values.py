@@ -94,11 +94,11 @@ def test_excluded_columns_are_never_logged_and_alone_write_no_entry():
 
 
 def test_weird_table_and_column_names_are_audited():
-    thing = WeirdName.objects.create(camel="A", spaced=1)
-    WeirdName.objects.filter(pk=thing.pk).update(camel="B", spaced=2)
+    thing = WeirdName.objects.create(camel="A", spaced=1, quoted=7)
+    WeirdName.objects.filter(pk=thing.pk).update(camel="B", spaced=2, quoted=8)
     insert, update = (entry for entry in thing.audit_logs.order_by("id"))
-    assert insert.changes == {"id": thing.pk, "CamelCol": "A", "with space-and-hyphen": 1}
-    assert update.changes == {"CamelCol": ["A", "B"], "with space-and-hyphen": [1, 2]}
+    assert insert.changes == {"id": thing.pk, "CamelCol": "A", "with space-and-hyphen": 1, "Quoted Col": 7}
+    assert update.changes == {"CamelCol": ["A", "B"], "with space-and-hyphen": [1, 2], "Quoted Col": [7, 8]}
     assert update.table_name == "Weird Name-Tbl"
 
 

@@ -26,7 +26,7 @@ from audit_log_admin.diff import (
 )
 from tests.admin.factories import LogEntryFactory
 from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
-from tests.testapp.models import AuditLogEntry, Awkward, Customer
+from tests.testapp.models import AuditLogEntry, Awkward, Customer, WeirdName
 
 
 def formatter_for(user=None):
@@ -452,3 +452,12 @@ def test_conf_defaults(settings):
     assert conf.formatter_class is DiffFormatter
     settings.AUDIT_LOG_ADMIN_EXACT_COUNT_LIMIT = 0
     assert conf.exact_count_limit == 1
+
+
+@pytest.mark.django_db
+def test_formatter_labels_a_column_django_leaves_quoted_by_its_field():
+    thing = WeirdName.objects.create(camel="A", quoted=1)
+    WeirdName.objects.filter(pk=thing.pk).update(quoted=2)
+    update = thing.audit_logs.first()
+    [row] = formatted(update).rows
+    assert (row.column, row.label) == ("Quoted Col", "Quoted number")

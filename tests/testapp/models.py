@@ -73,6 +73,8 @@ class CharThing(AuditLoggedModel):
 class WeirdName(AuditLoggedModel):
     camel = models.CharField(max_length=50, db_column="CamelCol")
     spaced = models.IntegerField(default=0, db_column="with space-and-hyphen")
+    # Django leaves a name that starts and ends with a double quote as it is.
+    quoted = models.IntegerField(default=0, db_column='"Quoted Col"', verbose_name="quoted number")
 
     class Meta:
         db_table = "Weird Name-Tbl"

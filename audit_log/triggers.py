@@ -174,6 +174,7 @@ def spec_for(
     fields: Sequence[Field[Any, Any]] | None = None,
     audit: AuditLogsField | None = None,
     entry_columns: Collection[str] | None = None,
+    table: str | None = None,
 ) -> sql.AuditSpec:
     """Describe the triggers of ``model``'s table.
 
@@ -186,6 +187,8 @@ def spec_for(
             not have it yet (it is being added).
         entry_columns: The log table's columns, when they differ from the
             entry model's (the log table is being altered).
+        table: The table's name, when it differs from the model's (Django
+            renames an auto-created many-to-many table with the old model).
 
     Returns:
         The trigger spec.
@@ -223,7 +226,7 @@ def spec_for(
         entry_columns = {sql.bare_name(column_of(field)) for field in entry._meta.concrete_fields}
     copied = tuple((name, sql_type) for name, sql_type in context_columns(connection) if name in entry_columns)
     return sql.AuditSpec(
-        table=opts.db_table,
+        table=table or opts.db_table,
         pk=sql.bare_name(column_of(pk)),
         columns=columns,
         excluded=tuple(sorted(excluded)),
@@ -276,12 +279,29 @@ def refresh(schema_editor: BaseDatabaseSchemaEditor, model: type[Model], **optio
     try:
         before = sql.install(spec_for(model, connection, audit=options.get("audit")))
     except ImproperlyConfigured:
-        before = None  # the old state could not be audited (a bad option): install
-    if statements == before:
-        return False
-    for statement in statements:
+        before = []  # the old state could not be audited (a bad option): install all
+    changed = [
+        statement for index, statement in enumerate(statements) if index >= len(before) or statement != before[index]
+    ]
+    # Usually only the function: the triggers call it by a name that comes
+    # from the table's, which a column change leaves alone.
+    for statement in changed:
         schema_editor.execute(statement, params=None)
-    return True
+    return bool(changed)
+
+
+def install_function(schema_editor: BaseDatabaseSchemaEditor, model: type[Model], **options: Any) -> None:
+    """Replace only the trigger function of ``model``'s table; its triggers call it by name already.
+
+    For changes that leave the table and its columns as they are but not what
+    the function logs, such as the model's name (its content type).
+
+    Args:
+        schema_editor: The schema editor of the running migration.
+        model: The audited model.
+        **options: Passed to :func:`spec_for`.
+    """
+    schema_editor.execute(sql.create_function(spec_for(model, schema_editor.connection, **options)), params=None)
 
 
 def uninstall(schema_editor: BaseDatabaseSchemaEditor, table: str) -> None:

@@ -12,8 +12,11 @@ from django.test.utils import CaptureQueriesContext, override_settings
 
 from audit_log import sql, triggers
 from audit_log.checks import register as register_checks
+from audit_log.db.backend.schema import DatabaseSchemaEditor
 from audit_log.fields import AuditLogsField
+from audit_log.loading import get_context_model, get_log_entry_model
 from tests.test_schema_editor import Migrator, create_audited, logged, run
+from tests.testapp.models import AuditLogContext, AuditLogEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -228,3 +231,64 @@ def test_a_log_table_in_its_own_schema_is_written_by_tables_elsewhere(migrator, 
     )
     run("INSERT INTO schematest_thing (name) VALUES ('a')")
     assert run('SELECT action, table_name FROM "Other Schema"."entries"') == [("INSERT", "schematest_thing")]
+
+
+# --- found by running Django's own test suite with every table audited ---------------------
+
+
+class AuditsThroughTables(DatabaseSchemaEditor):
+    """A schema editor that also audits auto-created many-to-many tables (as ``tests/django_suite`` does)."""
+
+    def audit_options(self, model):
+        if model._meta.auto_created:
+            return AuditLogsField(to="testapp.auditlogentry")
+        return super().audit_options(model)
+
+
+def test_renaming_a_model_renames_its_audited_many_to_many_table_and_logs_the_new_through_model(migrator):
+    migrator.editor_class = AuditsThroughTables
+    migrator.forwards(
+        migrations.CreateModel("Stable", [("id", models.AutoField(primary_key=True))]),
+        migrations.CreateModel(
+            "Pony",
+            [("id", models.AutoField(primary_key=True)), ("stables", models.ManyToManyField("Stable"))],
+        ),
+    )
+    migrator.forwards(migrations.RenameModel("Pony", "Horse"))  # renames schematest_pony_stables too
+    run("INSERT INTO schematest_stable DEFAULT VALUES")
+    run("INSERT INTO schematest_horse DEFAULT VALUES")
+    run("INSERT INTO schematest_horse_stables (horse_id, stable_id) VALUES (1, 1)")
+    [[model]] = run(
+        "SELECT ct.model FROM testapp_auditlogentry e JOIN django_content_type ct ON ct.id = e.content_type_id "
+        "WHERE e.table_name = 'schematest_horse_stables'"
+    )
+    assert model == "horse_stables"
+
+
+def test_renaming_a_model_that_keeps_its_table_replaces_only_the_function(migrator):
+    migrator.forwards(create_audited(table="schematest_kept"))
+    with CaptureQueriesContext(connection) as queries:
+        migrator.forwards(migrations.RenameModel("Thing", "Renamed"))
+    statements = [query["sql"] for query in queries.captured_queries if "SAVEPOINT" not in query["sql"]]
+    assert len(statements) == 1  # (the schema editor's own savepoint aside)
+    assert statements[0].startswith('CREATE OR REPLACE FUNCTION "audit_log_fn_schematest_kept"()')
+    assert "'renamed'" in statements[0]  # the content type it now logs
+
+
+def test_column_changes_replace_only_the_function_not_the_triggers(migrator):
+    migrator.forwards(create_audited())
+    with CaptureQueriesContext(connection) as queries:
+        migrator.forwards(migrations.AddField("Thing", "colour", models.CharField(max_length=9, default="red")))
+    trigger_ddl = [query["sql"] for query in queries.captured_queries if "audit_log" in query["sql"]]
+    assert [statement.split("(")[0] for statement in trigger_ddl] == [
+        'CREATE OR REPLACE FUNCTION "audit_log_fn_schematest_thing"'
+    ]
+
+
+def test_log_models_are_found_while_the_registry_is_narrowed():
+    apps.set_available_apps(["django.contrib.contenttypes", "django.contrib.auth"])
+    try:
+        assert get_log_entry_model() is AuditLogEntry
+        assert get_context_model() is AuditLogContext
+    finally:
+        apps.unset_available_apps()

@@ -55,17 +55,21 @@ class Migrator:
 
     def __init__(self):
         self.state = ProjectState.from_apps(apps)
+        self.editor_class = None  # the connection's own schema editor
+
+    def editor(self):
+        return self.editor_class(connection) if self.editor_class else connection.schema_editor()
 
     def forwards(self, *operations, app_label=APP):
         for operation in operations:
             new_state = self.state.clone()
             operation.state_forwards(app_label, new_state)
-            with connection.schema_editor() as editor:
+            with self.editor() as editor:
                 operation.database_forwards(app_label, editor, self.state, new_state)
             self.state = new_state
 
     def backwards(self, operation, before, app_label=APP):
-        with connection.schema_editor() as editor:
+        with self.editor() as editor:
             operation.database_backwards(app_label, editor, self.state, before)
         self.state = before
 

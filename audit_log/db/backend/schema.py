@@ -55,15 +55,33 @@ class AuditLogSchemaEditorMixin(_EditorBase):
     def alter_db_table(self, model: type[Model], old_db_table: str, new_db_table: str) -> None:
         """Rename the table and move its triggers (named after the table) along."""
         audit = self.audit_options(model)
-        if audit and old_db_table != new_db_table:
+        renamed = old_db_table != new_db_table
+        if audit and renamed:
             triggers.uninstall(self, old_db_table)
         super().alter_db_table(model, old_db_table, new_db_table)
-        if audit:
-            # Also when the name is unchanged: RenameModel of a model with an
-            # explicit db_table changes the content type the trigger logs.
-            triggers.install(self, model, audit=audit)
+        if audit and renamed:
+            # Django passes the model as it is after the change (RenameModel,
+            # AlterModelTable) or as it was (an auto-created many-to-many
+            # table, from _alter_many_to_many): the new name is the one given.
+            triggers.install(self, model, audit=audit, table=new_db_table)
+        elif audit:
+            # Same table: RenameModel of a model with an explicit db_table.
+            # Only what the function logs changes (its content type's name).
+            triggers.install_function(self, model, audit=audit)
         if self._is_log_model(model):
             self._refresh_audited(model)
+
+    def _alter_many_to_many(
+        self, model: type[Model], old_field: Field[Any, Any], new_field: Field[Any, Any], strict: bool
+    ) -> None:
+        """Repoint a many-to-many field; its table's function then logs the new through model."""
+        super()._alter_many_to_many(model, old_field, new_field, strict)  # type: ignore[misc]  # private in the stubs
+        # Django renamed the table with the old through model (see
+        # alter_db_table), whose content type is the old one. (A private hook
+        # of Django's schema editor, unchanged since Django 1.7.)
+        through = getattr(new_field.remote_field, "through", None)
+        if isinstance(through, type) and (audit := self.audit_options(through)):
+            triggers.install_function(self, through, audit=audit)
 
     # --- columns --------------------------------------------------------
 

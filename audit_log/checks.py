@@ -67,6 +67,11 @@ def _load(setting: str, loader: Any, error_id: str) -> tuple[type[Model] | None,
         return loader(), []
     except ImproperlyConfigured as error:
         hint = f"Define a model in one of your apps (see the README) and set {setting} = 'app_label.ModelName'."
+        if setting == "AUDIT_LOG_ENTRY_MODEL" and getattr(settings, setting, None):
+            # A name that resolves to nothing also makes Django report every
+            # audited model's audit_logs relation (fields.E300, fields.E307,
+            # models.E022): say where they come from.
+            hint += " Django's errors about the audit_logs fields' lazy references follow from this one."
         return None, [checks.Error(str(error), hint=hint, id=error_id)]
 
 

@@ -25,12 +25,12 @@ from django.contrib.contenttypes.fields import (
 from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Expression, ForeignKey, IntegerField, Model, QuerySet
+from django.db.models import Expression, Field, ForeignKey, IntegerField, Model, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.where import AND, WhereNode
 from django.utils.functional import cached_property
 
-from .conf import conf
+from .conf import UNSET_MODEL, conf
 
 #: The setting that names the log-entry model.
 ENTRY_MODEL_SETTING = "AUDIT_LOG_ENTRY_MODEL"
@@ -289,6 +289,14 @@ class AuditLogsField(GenericRelation):
 
     def contribute_to_class(self, cls: type[Model], name: str, *args: Any, **kwargs: Any) -> None:
         """Attach the field to ``cls`` as a regular field (see the class docstring)."""
+        if self._label() == UNSET_MODEL:
+            # AUDIT_LOG_ENTRY_MODEL is not set (audit_log.E002 says so and how
+            # to fix it). A relation to a placeholder would add Django's own
+            # errors about a model nobody declared: keep the field, relate it
+            # to nothing.
+            Field.contribute_to_class(self, cls, name, private_only=False)
+            self.model = cls
+            return
         super().contribute_to_class(cls, name, *args, **kwargs)
         # GenericRelation registers itself as a private field, which migrations
         # ignore. Re-register it as a local field: it has no column (db_type is
@@ -297,6 +305,12 @@ class AuditLogsField(GenericRelation):
         cls._meta.private_fields.remove(self)
         cls._meta.add_field(self, private=False)
         setattr(cls, self.name, AuditLogsDescriptor(self.remote_field))  # type: ignore[arg-type]  # a GenericRel; the stubs type the base ManyToOneRel
+
+    def check(self, **kwargs: Any) -> list[Any]:
+        """Run Django's checks of the relation, unless the log model is not configured (E002 covers it)."""
+        if self._label() == UNSET_MODEL:
+            return []
+        return super().check(**kwargs)
 
     @property
     def swappable_setting(self) -> str | None:

@@ -44,7 +44,8 @@ NEW_ROWS = "audit_log_new"
 #: it with the transaction, or with the savepoint it was set in.
 CONTEXT_SETTING = "audit_log.context"
 
-#: Planner settings pinned on every trigger function. The planner cannot
+#: Planner settings pinned on every trigger function (see function_attributes()
+#: for the rest). The planner cannot
 #: estimate transition tables: with JIT on, the
 #: trigger's INSERT ... SELECT crossed ``jit_above_cost`` and spent ~250 ms
 #: compiling per statement; and plpgsql caches the old/new pairing join as
@@ -274,6 +275,8 @@ class AuditSpec:
         content_type: Content-type lookup for this table's model.
         context: The context columns copied into every entry.
         require_context: Refuse writes made without an audit context.
+        search_path: The schemas the function's names resolve in (the
+            migrating session's), pinned with ``pg_temp`` last.
     """
 
     table: str
@@ -286,6 +289,7 @@ class AuditSpec:
     content_type: ContentTypeTable
     context: ContextColumns
     require_context: bool = False
+    search_path: tuple[str, ...] = ("public",)
 
     @property
     def function(self) -> str:
@@ -399,20 +403,20 @@ def _require(spec: AuditSpec, rows: str) -> str:
     END IF;"""
 
 
-def function_body(spec: AuditSpec) -> str:
-    """Return the plpgsql body of the trigger function for ``spec``.
+def context_prelude(spec: AuditSpec) -> tuple[str, str]:
+    """Return the declarations and statements that read the context and the content type.
 
-    One statement-level function serves all four triggers of the table. A
-    call reads the context (the JSON object in :data:`CONTEXT_SETTING`) and
-    the content type in one query, then logs
-    the whole statement with a single ``INSERT ... SELECT`` over the
-    transition table(s): two queries for one row or for 10,000.
+    After them, ``_al_txid``, ``_al_ct`` and one ``_al_cN`` variable per
+    context column hold what an entry records, with ``"unknown"`` and the
+    session's identity when no context is set (``_al_missing`` says so).
+    Shared by the audited tables' functions and the log's own maintenance
+    record (``audit_log.guard``).
 
     Args:
-        spec: The audited table.
+        spec: The table whose writes are recorded.
 
     Returns:
-        The function body, exactly as ``pg_proc.prosrc`` stores it.
+        ``(declarations, statements)``, plpgsql text.
     """
     context = spec.context
     names = [name for name, _ in context.columns]
@@ -433,25 +437,13 @@ def function_body(spec: AuditSpec) -> str:
         f'WHERE "app_label" = {quote_literal(ct.app_label)} AND "model" = {quote_literal(ct.model)}'
     )
     ct_create = f"{quote_ident(CONTENT_TYPE_FUNCTION)}({quote_literal(ct.app_label)}, {quote_literal(ct.model)})"
-    qtable = quote_name(spec.table)
-    pk = quote_ident(spec.pk)
-    insert = f"INSERT INTO {quote_name(spec.log_table)} ({_insert_columns(spec)})"
-    new_rows, old_rows = quote_ident(NEW_ROWS), quote_ident(OLD_ROWS)
-    rn = _unique_alias("_al_rn", (column.name for column in spec.columns))
-
-    def log_rows(action: str, rows: str, alias: str) -> str:
-        select = _select(spec, object_id=f"{alias}.{pk}", action=action, changes=_snapshot(spec, alias))
-        return f"{insert}\n    {select}\n    FROM {rows} AS {alias};"
-
-    select_update = _select(spec, object_id="_al_d.object_id", action="UPDATE", changes="_al_d.changes")
-    body = f"""
-DECLARE
+    declare = f"""
   _al_txid bigint := txid_current();
   _al_ct integer;
   -- NULL when no session ever set it, '' once the transaction that set it ended.
   _al_raw text := current_setting({quote_literal(CONTEXT_SETTING)}, true);
-  _al_missing boolean;{declarations}
-BEGIN
+  _al_missing boolean;{declarations}"""
+    statements = f"""
   IF _al_raw <> '' THEN
     -- One query reads the context and the content type.
     SELECT {columns}, ({ct_lookup}) INTO {variables}, _al_ct
@@ -467,7 +459,40 @@ BEGIN
   IF _al_missing THEN
     {type_var} := {quote_literal(UNKNOWN_CONTEXT_TYPE)};
     {json_var} := {_unknown_context()};
-  END IF;{fallbacks}
+  END IF;{fallbacks}"""
+    return declare, statements
+
+
+def function_body(spec: AuditSpec) -> str:
+    """Return the plpgsql body of the trigger function for ``spec``.
+
+    One statement-level function serves all four triggers of the table. A
+    call reads the context (the JSON object in :data:`CONTEXT_SETTING`) and
+    the content type in one query, then logs
+    the whole statement with a single ``INSERT ... SELECT`` over the
+    transition table(s): two queries for one row or for 10,000.
+
+    Args:
+        spec: The audited table.
+
+    Returns:
+        The function body, exactly as ``pg_proc.prosrc`` stores it.
+    """
+    declarations, prelude = context_prelude(spec)
+    qtable = quote_name(spec.table)
+    pk = quote_ident(spec.pk)
+    insert = f"INSERT INTO {quote_name(spec.log_table)} ({_insert_columns(spec)})"
+    new_rows, old_rows = quote_ident(NEW_ROWS), quote_ident(OLD_ROWS)
+    rn = _unique_alias("_al_rn", (column.name for column in spec.columns))
+
+    def log_rows(action: str, rows: str, alias: str) -> str:
+        select = _select(spec, object_id=f"{alias}.{pk}", action=action, changes=_snapshot(spec, alias))
+        return f"{insert}\n    {select}\n    FROM {rows} AS {alias};"
+
+    select_update = _select(spec, object_id="_al_d.object_id", action="UPDATE", changes="_al_d.changes")
+    body = f"""
+DECLARE{declarations}
+BEGIN{prelude}
   IF TG_OP = 'INSERT' THEN{_require(spec, new_rows)}
     {log_rows("INSERT", new_rows, "_al_n")}
   ELSIF TG_OP = 'UPDATE' THEN{_require(spec, new_rows)}
@@ -498,7 +523,27 @@ END
     return body
 
 
-def create_content_type_function(content_type_table: str) -> str:
+def function_attributes(search_path: Iterable[str], settings: Iterable[tuple[str, str]] = ()) -> str:
+    """Return the attributes of every function this package creates.
+
+    ``SECURITY DEFINER``: the functions write the log with their owner's
+    privileges, so the application's role needs none on the log table. The
+    search path is pinned, with ``pg_temp`` last: otherwise a session could
+    put a temporary table of the log's name in front of the real one.
+
+    Args:
+        search_path: The schemas names resolve in, in order.
+        settings: Further ``(name, value)`` settings pinned on the function.
+
+    Returns:
+        SQL to put between ``LANGUAGE plpgsql`` and ``AS``.
+    """
+    pinned = "".join(f" SET {name} = {value}" for name, value in settings)
+    schemas = ", ".join([*(quote_ident(schema) for schema in search_path), "pg_temp"])
+    return f"SECURITY DEFINER{pinned} SET search_path = {schemas}"
+
+
+def create_content_type_function(content_type_table: str, search_path: Iterable[str] = ("public",)) -> str:
     """Return the shared helper that creates a missing content type and returns its id (NULL if it cannot).
 
     Only called when the lookup finds nothing, so its exception block (a
@@ -524,16 +569,15 @@ END
 """
     return (
         f"CREATE OR REPLACE FUNCTION {quote_ident(CONTENT_TYPE_FUNCTION)}(p_app_label text, p_model text) "
-        f"RETURNS integer LANGUAGE plpgsql SET search_path FROM CURRENT AS {_BODY_TAG}{body}{_BODY_TAG}"
+        f"RETURNS integer LANGUAGE plpgsql {function_attributes(search_path)} AS {_BODY_TAG}{body}{_BODY_TAG}"
     )
 
 
 def create_function(spec: AuditSpec) -> str:
     """Return ``CREATE OR REPLACE FUNCTION`` for the trigger function of ``spec``."""
-    settings = " ".join(f"SET {name} = {value}" for name, value in FUNCTION_SETTINGS)
     return (
         f"CREATE OR REPLACE FUNCTION {function_reference(spec.table)}() RETURNS trigger LANGUAGE plpgsql "
-        f"{settings} SET search_path FROM CURRENT "
+        f"{function_attributes(spec.search_path, FUNCTION_SETTINGS)} "
         f"AS {_BODY_TAG}{function_body(spec)}{_BODY_TAG}"
     )
 
@@ -569,7 +613,7 @@ def create_triggers(table: str) -> list[str]:
 def install(spec: AuditSpec) -> list[str]:
     """Return every statement that installs (or refreshes) the triggers of ``spec``."""
     return [
-        create_content_type_function(spec.content_type.table),
+        create_content_type_function(spec.content_type.table, spec.search_path),
         create_function(spec),
         *create_triggers(spec.table),
     ]
@@ -626,14 +670,23 @@ FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS t(tbl, fn, ord)
 """
 
 #: Our trigger functions in the schemas the search path and the audited
-#: tables use (parameter: the latter), whether any trigger calls them.
+#: tables use (parameter: the latter), whether any trigger calls them, and
+#: whether they run with their owner's privileges.
 INSTALLED_FUNCTIONS = """
 SELECT p.oid, n.nspname, p.proname, p.prosrc, coalesce(p.proconfig, ARRAY[]::text[]),
-  EXISTS (SELECT FROM pg_trigger AS t WHERE t.tgfoid = p.oid)
+  EXISTS (SELECT FROM pg_trigger AS t WHERE t.tgfoid = p.oid), p.prosecdef
 FROM pg_proc AS p
 JOIN pg_namespace AS n ON n.oid = p.pronamespace
 WHERE p.proname LIKE 'audit\\_log\\_fn\\_%%'
   AND (p.pronamespace = ANY (current_schemas(false)::regnamespace[]) OR n.nspname = ANY (%s::text[]))
+"""
+
+#: The comments on our trigger functions that start with a mark (parameter: a LIKE pattern).
+MARKED_FUNCTIONS = """
+SELECT d.description
+FROM pg_proc AS p
+JOIN pg_description AS d ON d.objoid = p.oid AND d.classoid = 'pg_proc'::regclass
+WHERE p.proname LIKE 'audit\\_log\\_fn\\_%%' AND d.description LIKE %s
 """
 
 #: Our triggers in the same schemas (parameter: those of the audited tables).

@@ -167,6 +167,21 @@ def context_fallbacks(context_model: type[Model] | None = None) -> dict[str, str
     return fallbacks
 
 
+def search_path(connection: BaseDatabaseWrapper) -> tuple[str, ...]:
+    """Return the schemas the session's search path resolves names in (``current_schemas(false)``).
+
+    The functions pin them: they resolve the log, content type and helper
+    names as the session that installed them did, whoever fires them.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_schemas(false)")
+        schemas = cursor.fetchone()[0]
+    # psycopg2 returns name[] as a string ("{public}"), psycopg 3 as a list.
+    if isinstance(schemas, str):
+        schemas = [part.strip('"') for part in schemas.strip("{}").split(",") if part]
+    return tuple(schemas) or ("public",)
+
+
 def spec_for(
     model: type[Model],
     connection: BaseDatabaseWrapper,
@@ -175,6 +190,7 @@ def spec_for(
     audit: AuditLogsField | None = None,
     entry_columns: Collection[str] | None = None,
     table: str | None = None,
+    schemas: Sequence[str] | None = None,
 ) -> sql.AuditSpec:
     """Describe the triggers of ``model``'s table.
 
@@ -189,6 +205,8 @@ def spec_for(
             entry model's (the log table is being altered).
         table: The table's name, when it differs from the model's (Django
             renames an auto-created many-to-many table with the old model).
+        schemas: The search path to pin (default: the connection's, see
+            :func:`search_path`).
 
     Returns:
         The trigger spec.
@@ -241,10 +259,19 @@ def spec_for(
             fallbacks=tuple(context_fallbacks().items()),
         ),
         require_context=conf.require_context,
+        search_path=tuple(schemas) if schemas is not None else search_path(connection),
     )
 
 
-def install(schema_editor: BaseDatabaseSchemaEditor, model: type[Model], **options: Any) -> None:
+#: How an ``AddAuditLogging`` operation marks the function it installs (a
+#: comment on it), so that status and install know a model without an
+#: ``AuditLogsField`` is audited.
+OPERATION_MARK = "audit_log AddAuditLogging: "
+
+
+def install(
+    schema_editor: BaseDatabaseSchemaEditor, model: type[Model], *, by_operation: bool = False, **options: Any
+) -> None:
     """Install (or refresh) the audit triggers of ``model``'s table.
 
     Idempotent: the function is created or replaced and so are the triggers.
@@ -253,10 +280,40 @@ def install(schema_editor: BaseDatabaseSchemaEditor, model: type[Model], **optio
     Args:
         schema_editor: The schema editor of the running migration.
         model: The audited model.
+        by_operation: Installed by ``AddAuditLogging``: mark the function so
+            that ``audit_log_status`` and ``audit_log_install`` keep knowing
+            the table is audited.
         **options: Passed to :func:`spec_for`.
     """
-    for statement in sql.install(spec_for(model, schema_editor.connection, **options)):
+    spec = spec_for(model, schema_editor.connection, **options)
+    statements = sql.install(spec)
+    if by_operation:
+        mark = sql.quote_literal(OPERATION_MARK + model._meta.label)
+        statements.append(f"COMMENT ON FUNCTION {sql.function_reference(spec.table)}() IS {mark}")
+    for statement in statements:
         schema_editor.execute(statement, params=None)
+
+
+def operation_audited_models(connection: BaseDatabaseWrapper, known: Iterable[type[Model]] = ()) -> list[type[Model]]:
+    """Return the installed models audited by ``AddAuditLogging`` rather than by an ``AuditLogsField``.
+
+    Found through the mark :func:`install` leaves on their functions; models
+    in ``known`` (already audited by a field) and models no longer installed
+    are left out.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql.MARKED_FUNCTIONS, [OPERATION_MARK.replace("_", "\\_") + "%"])
+        labels = {comment[len(OPERATION_MARK) :] for (comment,) in cursor.fetchall()}
+    known_labels = {model._meta.label for model in known}
+    models = []
+    for label in sorted(labels - known_labels):
+        try:
+            model = global_apps.get_model(label)
+        except (LookupError, ValueError):
+            continue  # the model is gone: its triggers are orphaned
+        if has_table(model) and router.allow_migrate_model(connection.alias, model):
+            models.append(model)
+    return models
 
 
 def refresh(schema_editor: BaseDatabaseSchemaEditor, model: type[Model], **options: Any) -> bool:
@@ -351,8 +408,15 @@ def status(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None
         One status per audited table, one per table with orphaned triggers,
         and one per orphaned trigger function.
     """
-    specs = [(model, spec_for(model, connection)) for model in audited_models(connection, models)]
-    schemas = sorted({schema for _, spec in specs if (schema := sql.function_schema(spec.table))})
+    schemas = search_path(connection)
+    by_field = audited_models(connection, models)
+    specs = [(model, spec_for(model, connection, schemas=schemas)) for model in by_field]
+    if models is None:
+        specs += [
+            (model, spec_for(model, connection, schemas=schemas, audit=audit_field(model) or AuditLogsField()))
+            for model in operation_audited_models(connection, by_field)
+        ]
+    table_schemas = sorted({schema for _, spec in specs if (schema := sql.function_schema(spec.table))})
     with connection.cursor() as cursor:
         located: dict[int, tuple[int | None, int | None]] = {}
         if specs:
@@ -364,14 +428,15 @@ def status(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None
                 ],
             )
             located = {ordinal: (table_oid, function_oid) for ordinal, table_oid, function_oid in cursor.fetchall()}
-        cursor.execute(sql.INSTALLED_FUNCTIONS, [schemas])
+        cursor.execute(sql.INSTALLED_FUNCTIONS, [table_schemas])
         functions = {row[0]: row[1:] for row in cursor.fetchall()}
-        cursor.execute(sql.INSTALLED_TRIGGERS, [schemas])
+        cursor.execute(sql.INSTALLED_TRIGGERS, [table_schemas])
         installed = cursor.fetchall()
     triggers_on: dict[int, dict[str, tuple[int, str]]] = {}
     for table_oid, _, _, name, function_oid, enabled in installed:
         triggers_on.setdefault(table_oid, {})[name] = (function_oid, enabled)
     wanted_settings = {f"{name}={value}" for name, value in sql.FUNCTION_SETTINGS}
+    wanted_settings.add("search_path=" + ", ".join([*(sql.quote_ident(schema) for schema in schemas), "pg_temp"]))
     results = []
     audited_oids, expected_functions = set(), set()
     for ordinal, (model, spec) in enumerate(specs, start=1):
@@ -383,12 +448,14 @@ def status(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None
             results.append(TableStatus(spec.table, label, "missing", f"function {spec.function} does not exist"))
             continue
         expected_functions.add(function_oid)
-        _, _, source, config, _ = functions[function_oid]
+        _, _, source, config, _, definer = functions[function_oid]
         problems = []
         if source != sql.function_body(spec):
             problems.append("function body differs from what the model needs")
-        if not wanted_settings <= set(config):
+        if not wanted_settings <= {_normal_setting(setting) for setting in config}:
             problems.append("function settings differ")
+        if not definer:
+            problems.append("function does not run as its owner (SECURITY DEFINER)")
         on_table = triggers_on.get(table_oid, {}) if table_oid is not None else {}
         names = list(sql.TRIGGER_NAMES.values())
         missing = [name for name in names if name not in on_table]
@@ -411,7 +478,7 @@ def status(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None
     for table, callees in sorted(orphans.items()):
         detail = f"triggers call {', '.join(sorted(callees))}, but no installed model audits this table"
         results.append(TableStatus(table, "", "orphaned", detail))
-    for function_oid, (schema, name, _, _, called) in sorted(functions.items(), key=lambda item: item[1][:2]):
+    for function_oid, (schema, name, _, _, called, _) in sorted(functions.items(), key=lambda item: item[1][:2]):
         if not called and function_oid not in expected_functions:
             detail = "no trigger calls it and no installed model needs it; `audit_log_install --prune` drops it"
             results.append(TableStatus(sql.qualified(schema, name), "", "orphaned function", detail))
@@ -421,3 +488,13 @@ def status(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None
 def drop_function(schema_editor: BaseDatabaseSchemaEditor, name: str) -> None:
     """Drop an orphaned trigger function, named as :func:`status` reports it (``"schema"."name"``)."""
     schema_editor.execute(f"DROP FUNCTION IF EXISTS {sql.quote_name(name)}()", params=None)
+
+
+def _normal_setting(setting: str) -> str:
+    # PostgreSQL stores a search path quoting only what needs it
+    # (public, "Other Schema", pg_temp): compare the names, not the quotes.
+    name, _, value = setting.partition("=")
+    if name != "search_path":
+        return setting
+    names = [sql.name_parts(part.strip())[0] for part in value.split(",")]
+    return "search_path=" + ", ".join(sql.quote_ident(part) if part != "pg_temp" else part for part in names)

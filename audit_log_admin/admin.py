@@ -25,7 +25,7 @@ from django.contrib.admin import ShowFacets
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.template.response import TemplateResponse
@@ -554,7 +554,12 @@ def register_log_entry_admin(site: admin.AdminSite | None = None) -> bool:
     site = site if site is not None else admin.site
     if not conf.register:
         return False
-    model = get_log_entry_model()
+    try:
+        model = get_log_entry_model()
+    except ImproperlyConfigured:
+        # AUDIT_LOG_ENTRY_MODEL is missing or wrong: audit_log.E002 says so,
+        # with a hint, where a traceback here would stop every command.
+        return False
     if site.is_registered(model):
         return False
     site.register(model, LogEntryAdmin)

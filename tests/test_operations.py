@@ -1,14 +1,17 @@
 """``AddAuditLogging`` / ``RemoveAuditLogging``: triggers by hand, on any PostgreSQL backend."""
 
+import io
+
 import pytest
 from django.apps import apps
+from django.core.management import call_command
 from django.db import connection, migrations, models
 from django.db.backends.postgresql.schema import DatabaseSchemaEditor as StockSchemaEditor
 from django.db.migrations.state import ProjectState
 from django.db.migrations.writer import MigrationWriter
 from django.test.utils import override_settings
 
-from audit_log import sql
+from audit_log import sql, triggers
 from audit_log.db.migrations.operations import AddAuditLogging, RemoveAuditLogging
 from tests.test_schema_editor import logged, run, triggers_on
 
@@ -95,3 +98,42 @@ def test_add_audit_logging_shows_in_sqlmigrate_style_collection():
         AddAuditLogging(model="Plain").database_forwards(APP, editor, state, new_state)
     assert any('CREATE OR REPLACE TRIGGER "audit_log_insert"' in statement for statement in editor.collected_sql)
     assert triggers_on("optest_plain") == set()
+
+
+def status_of(table):
+    return {result.table: result for result in triggers.status(connection)}.get(table)
+
+
+def test_a_table_audited_by_the_operation_is_known_to_status_and_install():
+    # A model of an installed app, without an AuditLogsField: only the operation audits it.
+    state = ProjectState.from_apps(apps)
+    operation = AddAuditLogging(model="NotAudited")
+    new_state = state.clone()
+    operation.state_forwards("testapp", new_state)
+    with StockSchemaEditor(connection) as editor:
+        operation.database_forwards("testapp", editor, state, new_state)
+    assert status_of("testapp_notaudited").state == "ok"
+    out = io.StringIO()
+    call_command("audit_log_install", stdout=out)
+    assert "Installed triggers on testapp_notaudited (testapp.NotAudited, audited by AddAuditLogging)" in out.getvalue()
+    run("INSERT INTO testapp_notaudited (name) VALUES ('kept')")
+    assert logged("testapp_notaudited") == [("INSERT", {"id": 1, "name": "kept"})]
+    assert status_of("testapp_notaudited").state == "ok"
+    with StockSchemaEditor(connection) as editor:
+        operation.database_backwards("testapp", editor, new_state, state)
+    assert status_of("testapp_notaudited") is None
+
+
+def test_install_never_removes_triggers_unless_asked():
+    run("CREATE TABLE leftover (id int)")
+    run(
+        'CREATE TRIGGER "audit_log_insert" AFTER INSERT ON leftover '
+        'FOR EACH STATEMENT EXECUTE FUNCTION "audit_log_fn_testapp_invoice"()'
+    )
+    out = io.StringIO()
+    call_command("audit_log_install", stdout=out)
+    assert 'Left orphaned triggers on "public"."leftover" alone' in out.getvalue()
+    assert triggers_on("leftover") == {"audit_log_insert"}
+    call_command("audit_log_install", prune=True, stdout=out)
+    assert 'Removed orphaned triggers from "public"."leftover"' in out.getvalue()
+    assert triggers_on("leftover") == set()

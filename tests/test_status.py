@@ -70,7 +70,7 @@ def test_outdated_function_body_is_drift():
     assert "function body differs" in out
 
 
-def test_orphaned_triggers_are_drift_and_install_removes_them():
+def test_orphaned_triggers_are_drift_and_install_prune_removes_them():
     run("CREATE TABLE leftover (id int)")
     run(
         'CREATE TRIGGER "audit_log_insert" AFTER INSERT ON leftover '
@@ -79,5 +79,5 @@ def test_orphaned_triggers_are_drift_and_install_removes_them():
     code, out, _ = status()
     assert code == 1
     assert re.search(r'"public"\."leftover"\s+orphaned', out)
-    call_command("audit_log_install", stdout=io.StringIO())
+    call_command("audit_log_install", prune=True, stdout=io.StringIO())
     assert status()[0] == 0

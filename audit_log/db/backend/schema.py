@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.backends.postgresql import schema
 from django.db.models import Field, Model
 
-from ... import sql, triggers
+from ... import guard, sql, triggers
 from ...conf import conf
 from ...fields import AuditLogsField
 
@@ -41,15 +41,19 @@ class AuditLogSchemaEditorMixin(_EditorBase):
     # --- tables ---------------------------------------------------------
 
     def create_model(self, model: type[Model]) -> None:
-        """Create the table, then its triggers if the model is audited."""
+        """Create the table, then its triggers if the model is audited (or its guard, for the log)."""
         super().create_model(model)
         if audit := self.audit_options(model):
             triggers.install(self, model, audit=audit)
+        if self._is_log_model(model):
+            guard.install(self, model)
 
     def delete_model(self, model: type[Model]) -> None:
         """Drop the triggers of an audited model, then its table."""
         if self.audit_options(model):
             triggers.uninstall(self, model._meta.db_table)
+        if self._is_log_model(model):
+            guard.uninstall(self, model._meta.db_table)
         super().delete_model(model)
 
     def alter_db_table(self, model: type[Model], old_db_table: str, new_db_table: str) -> None:
@@ -58,6 +62,8 @@ class AuditLogSchemaEditorMixin(_EditorBase):
         renamed = old_db_table != new_db_table
         if audit and renamed:
             triggers.uninstall(self, old_db_table)
+        if self._is_log_model(model) and renamed:
+            guard.uninstall(self, old_db_table)
         super().alter_db_table(model, old_db_table, new_db_table)
         if audit and renamed:
             # Django passes the model as it is after the change (RenameModel,
@@ -69,7 +75,7 @@ class AuditLogSchemaEditorMixin(_EditorBase):
             # Only what the function logs changes (its content type's name).
             triggers.install_function(self, model, audit=audit)
         if self._is_log_model(model):
-            self._refresh_audited(model)
+            self._refresh_audited(model, table=new_db_table)
 
     def _alter_many_to_many(
         self, model: type[Model], old_field: Field[Any, Any], new_field: Field[Any, Any], strict: bool
@@ -88,6 +94,7 @@ class AuditLogSchemaEditorMixin(_EditorBase):
     def add_field(self, model: type[Model], field: Field[Any, Any]) -> None:
         """Add a column (or turn auditing on, for an ``AuditLogsField``) and refresh triggers."""
         # ``model`` is the state before the change: it lacks ``field``.
+        self._open_log_for(model)
         super().add_field(model, field)
         if isinstance(field, AuditLogsField):
             for audited in self._with_descendants(model):
@@ -102,6 +109,7 @@ class AuditLogSchemaEditorMixin(_EditorBase):
         if isinstance(field, AuditLogsField):
             for audited in self._with_descendants(model):
                 triggers.uninstall(self, audited._meta.db_table)
+        self._open_log_for(model)
         super().remove_field(model, field)
         if not isinstance(field, AuditLogsField) and field.column and (audit := self.audit_options(model)):
             remaining = [f for f in model._meta.local_concrete_fields if f.name != field.name]
@@ -113,6 +121,7 @@ class AuditLogSchemaEditorMixin(_EditorBase):
         self, model: type[Model], old_field: Field[Any, Any], new_field: Field[Any, Any], strict: bool = False
     ) -> None:
         """Alter a column (or the audit options) and refresh triggers."""
+        self._open_log_for(model)
         super().alter_field(model, old_field, new_field, strict)
         old_audit, new_audit = isinstance(old_field, AuditLogsField), isinstance(new_field, AuditLogsField)
         if old_audit or new_audit:
@@ -168,7 +177,15 @@ class AuditLogSchemaEditorMixin(_EditorBase):
         ]
         return family
 
-    def _refresh_audited(self, log_model: type[Model], entry_columns: Collection[str] | None = None) -> None:
+    def _open_log_for(self, model: type[Model]) -> None:
+        # Django fills a column made NOT NULL with an UPDATE: let it past the
+        # log's guard for this migration's transaction (the record says so).
+        if self._is_log_model(model) and self.connection.in_atomic_block:
+            self.execute(guard.maintenance_on())
+
+    def _refresh_audited(
+        self, log_model: type[Model], entry_columns: Collection[str] | None = None, table: str | None = None
+    ) -> None:
         """Regenerate every audited table's triggers after the log table changed.
 
         The triggers name the log table and its context columns, so they must
@@ -179,6 +196,7 @@ class AuditLogSchemaEditorMixin(_EditorBase):
         for model in log_model._meta.apps.get_models():
             if (audit := self.audit_options(model)) and not self._is_log_model(model):
                 triggers.install(self, model, entry_columns=entry_columns, audit=audit)
+        guard.install(self, log_model, entry_columns=entry_columns, table=table)
 
 
 class DatabaseSchemaEditor(AuditLogSchemaEditorMixin, schema.DatabaseSchemaEditor):

@@ -47,7 +47,7 @@ class _AuditLoggingOperation(Operation):
             if audit is None:
                 # The model need not subclass AuditLoggedModel: log all its columns.
                 audit = AuditLogsField()
-            triggers.install(editor, model, audit=audit)
+            triggers.install(editor, model, audit=audit, by_operation=True)
 
     def _uninstall(self, app_label: str, editor: BaseDatabaseSchemaEditor, state: ProjectState) -> None:
         model = state.apps.get_model(app_label, self.model)

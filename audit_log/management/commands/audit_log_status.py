@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, router
 
-from ... import triggers
+from ... import guard, privileges, triggers
+from ...loading import get_log_entry_model
 
 
 class Command(BaseCommand):
@@ -23,6 +24,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         connection = connections[options["database"]]
         results = triggers.status(connection)
+        log_model = get_log_entry_model()
+        if router.allow_migrate_model(connection.alias, log_model):
+            results.append(guard.status(connection, log_model))
         if not results:
             self.stdout.write("No audited tables.")
             return
@@ -33,6 +37,8 @@ class Command(BaseCommand):
             if result.detail:
                 line += f"  ({result.detail})"
             self.stdout.write(line)
+        # Not drift: development databases are often used as a superuser.
+        self.stdout.write(f"Log privileges: {privileges.report_for(connection)}")
         drifted = [result for result in results if not result.ok]
         if drifted:
             raise CommandError(

@@ -116,8 +116,8 @@ def test_a_table_audited_by_the_operation_is_known_to_status_and_install():
     out = io.StringIO()
     call_command("audit_log_install", stdout=out)
     assert "Installed triggers on testapp_notaudited (testapp.NotAudited, audited by AddAuditLogging)" in out.getvalue()
-    run("INSERT INTO testapp_notaudited (name) VALUES ('kept')")
-    assert logged("testapp_notaudited") == [("INSERT", {"id": 1, "name": "kept"})]
+    [[key]] = run("INSERT INTO testapp_notaudited (name) VALUES ('kept') RETURNING id")
+    assert logged("testapp_notaudited") == [("INSERT", {"id": key, "name": "kept"})]
     assert status_of("testapp_notaudited").state == "ok"
     with StockSchemaEditor(connection) as editor:
         operation.database_backwards("testapp", editor, new_state, state)

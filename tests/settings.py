@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # the test app has an ArrayField (Django 6.1 checks for it)
     "audit_log",
     "django_filters",
     "audit_log_admin",

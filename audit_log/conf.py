@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 #: Placeholder model label used while a required model setting is missing, so
 #: that importing the models does not crash before the system checks can say
@@ -45,6 +46,26 @@ class AuditLogSettings:
         raw: Any = getattr(settings, "AUDIT_LOG_CONTEXT_TYPE_CHOICES", ())
         pairs = raw.items() if isinstance(raw, Mapping) else raw
         return {str(value): str(label) for value, label in pairs}
+
+    @property
+    def seal_key(self) -> bytes | None:
+        """``AUDIT_LOG_SEAL_KEY`` (default None): the HMAC key of ``audit_log_seal``, as bytes.
+
+        A ``str`` is taken as its UTF-8 bytes; None or empty means seals are
+        plain SHA-256. The key is used in this process only: it is never sent
+        to the database, logged or stored (seals record a fingerprint of it).
+
+        Raises:
+            ImproperlyConfigured: If the setting is neither bytes nor str.
+        """
+        raw: Any = getattr(settings, "AUDIT_LOG_SEAL_KEY", None)
+        if isinstance(raw, str):
+            raw = raw.encode()
+        elif isinstance(raw, bytearray | memoryview):
+            raw = bytes(raw)
+        elif raw is not None and not isinstance(raw, bytes):
+            raise ImproperlyConfigured(f"AUDIT_LOG_SEAL_KEY must be bytes or str, not {type(raw).__name__}.")
+        return raw or None
 
 
 conf = AuditLogSettings()

@@ -36,6 +36,9 @@ from .fields import AuditLogsField
 #: Set it to ``on`` (``SET LOCAL``) to let UPDATE and DELETE reach the log table.
 MAINTENANCE_SETTING = "audit_log.maintenance"
 
+#: The context type of retention's deletions (and of the entries recording them).
+RETENTION = "retention"
+
 #: The guard's function (shared by every log table) and the log table's triggers.
 GUARD_FUNCTION = "audit_log_guard"
 GUARD_TRIGGER = "audit_log_guard"

@@ -326,3 +326,7 @@ class AuditLoggedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+# The seal chain's concrete models, registered with the app along with this module.
+from .seal_models import Seal, SealChunk  # noqa: E402, F401

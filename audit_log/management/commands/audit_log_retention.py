@@ -19,9 +19,6 @@ from ...loading import get_log_entry_model
 _KEEP = re.compile(r"^(\d+)([dwmy])$")
 _DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
 
-#: The context type of the changes this command makes (and of the entries recording them).
-RETENTION = "retention"
-
 
 def cutoff(before: str | None, keep: str | None, now: datetime.datetime) -> datetime.datetime:
     """Return the moment entries older than which are deleted.
@@ -81,7 +78,7 @@ class Command(BaseCommand):
         function = guard.retention_reference(log_model._meta.db_table)
         details = {"before": moment.isoformat(), "batch": options["batch"]}
         deleted = 0
-        with audit_context(RETENTION, context=details, using=using):
+        with audit_context(guard.RETENTION, context=details, using=using):
             while True:
                 try:
                     with transaction.atomic(using=using), connection.cursor() as cursor:

@@ -91,6 +91,22 @@ def _fast_decoder(decoder: Any) -> json.JSONDecoder | None:
     return None  # another decoder: leave it to Django
 
 
+class UndecodableJSON(str):
+    """The text of a stored JSON value that Python cannot decode, as PostgreSQL returned it.
+
+    ``jsonb`` holds values Python's ``json`` cannot read back: arrays or objects
+    nested deeper than the interpreter's recursion limit (PostgreSQL takes
+    thousands of levels, e.g. written by raw SQL), or integers longer than
+    Python's limit on digits (a ``numeric`` column's value). ``LogJSONField``
+    returns this instead of raising, so a page that shows the row still
+    renders; code that expects decoded JSON sees a string and can test for
+    this class to show the text as stored. Never save it back: it would be
+    written as a JSON string.
+    """
+
+    __slots__ = ()
+
+
 class LogJSONField(models.JSONField):
     """A ``JSONField`` that decodes what PostgreSQL returns with its decoder's scanner, directly.
 
@@ -101,21 +117,34 @@ class LogJSONField(models.JSONField):
     fetch, measured). Anything else (padding, trailing data, bad JSON, a
     decoder of your own) takes Django's way. Migrations see a plain
     ``JSONField``, so using it needs none.
+
+    Reading never raises: text that cannot be decoded comes back as
+    :class:`UndecodableJSON`.
     """
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
-        """Decode ``value`` in one scanner call when it is plain JSON text, else as Django does."""
-        if type(value) is str:
-            decoder = self._scanner_decoder
-            if decoder is not None:
-                try:
-                    result, end = decoder.scan_once(value, 0)  # type: ignore[attr-defined]  # set by JSONDecoder.__init__
-                except (StopIteration, ValueError):
-                    pass  # not JSON from the first character: Django's way says why
-                else:
-                    if end == len(value):
-                        return result
-        return super().from_db_value(value, expression, connection)
+        """Decode ``value`` in one scanner call when it is plain JSON text, else as Django does.
+
+        Returns:
+            The decoded value; :class:`UndecodableJSON` (the text as stored)
+            if it is nested too deeply or holds a number too long for Python.
+        """
+        try:
+            if type(value) is str:
+                decoder = self._scanner_decoder
+                if decoder is not None:
+                    try:
+                        result, end = decoder.scan_once(value, 0)  # type: ignore[attr-defined]  # set by JSONDecoder.__init__
+                    except (StopIteration, ValueError):
+                        pass  # not JSON from the first character: Django's way says why
+                    else:
+                        if end == len(value):
+                            return result
+            return super().from_db_value(value, expression, connection)
+        except (RecursionError, ValueError):
+            # Too deep for the decoder's recursion, or an integer past
+            # sys.get_int_max_str_digits(): one row must not break every page that lists it.
+            return UndecodableJSON(value if isinstance(value, str) else repr(value))
 
     @cached_property
     def _scanner_decoder(self) -> json.JSONDecoder | None:

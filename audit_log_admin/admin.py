@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin import ShowFacets
-from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db import router
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.template.response import TemplateResponse
@@ -38,12 +39,16 @@ from django.utils.translation import gettext_lazy
 
 from audit_log.loading import get_log_entry_model
 from audit_log.models import Action, BaseLogEntry
+from audit_log.seal import last_seal
 from audit_log.triggers import is_audited
 
 from .conf import conf
-from .diff import DiffFormatter, DisplayValue, FormattedDiff, local_time, pretty_json
+from .diff import DiffFormatter, DisplayValue, FormattedDiff, local_time, one_line
+from .fallbacks import history_object
 from .filters import FilterSetListFilter, LogEntryFilterSet, bounded_by_id
-from .pagination import EstimatedCountPaginator, capped_count, keyset_page
+from .limits import LogQueryTimeout, bound_search, drop_invalid_dates, report_timeout, statement_timeout
+from .pagination import EstimatedCountPaginator, KeysetPage, capped_count, keyset_page
+from .permissions import log_visibility
 
 if TYPE_CHECKING:
     _ModelAdminBase = admin.ModelAdmin[Any]
@@ -152,8 +157,8 @@ class AuditLogHistoryMixin(_ModelAdminBase):
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """Show the object's audit log instead of ``django_admin_log``."""
-        obj = self.get_object(request, unquote(object_id))
+        """Show the object's audit log instead of ``django_admin_log`` (also for an object that cannot be loaded)."""
+        obj, shown = history_object(self, request, object_id)
         if obj is None:
             # Django's own answer for a missing object (a message and a redirect).
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]  # private in django-stubs
@@ -162,8 +167,13 @@ class AuditLogHistoryMixin(_ModelAdminBase):
 
         entries = self.get_audit_log_queryset(request, obj)
         limit = conf.exact_count_limit
-        count = capped_count(entries, limit)
-        page = keyset_page(entries, request, self.audit_log_history_per_page)
+        try:
+            with statement_timeout(entries.db):
+                count = capped_count(entries, limit)
+                page = keyset_page(entries, request, self.audit_log_history_per_page)
+        except LogQueryTimeout:
+            report_timeout(request)
+            count, page = 0, KeysetPage()
         formatter = self.get_audit_log_formatter(request)
         formatter.prefetch(page.items)
         displays = [
@@ -178,13 +188,14 @@ class AuditLogHistoryMixin(_ModelAdminBase):
         ]
         content_type = ContentType.objects.get_for_model(obj)
         log_url = ""
-        if is_audited(type(obj)):  # the log's model filter offers audited models only
+        # The log's model filter offers audited models only, and only those the user may see there.
+        if is_audited(type(obj)) and log_visibility(request, self.admin_site).shows(content_type.pk):
             log_url = log_changelist_url(self.admin_site, model=content_type.pk, object_id=obj.pk)
         context = {
             **self.admin_site.each_context(request),
-            "title": _("Change history: %s") % obj,
+            "title": _("Change history: %s") % shown,
             "subtitle": None,
-            "object": obj,
+            "object": shown,
             "opts": self.opts,
             "module_name": str(capfirst(self.opts.verbose_name_plural)),
             "preserved_filters": self.get_preserved_filters(request),
@@ -221,14 +232,31 @@ class LogEntryChangeList(ChangeList):
 
         See :func:`audit_log_admin.filters.bounded_by_id`. A whole year is left
         to Django: finding its bounds reads as many rows as the page query skips.
+        Date-hierarchy values out of range are dropped first, with a message
+        (:func:`~audit_log_admin.limits.drop_invalid_dates`); a query stopped by
+        the statement timeout leaves an empty list and a message.
         """
-        queryset = super().get_queryset(request, exclude_parameters)
-        window = self.date_hierarchy_window()
-        if window is None:
-            return queryset
-        return bounded_by_id(
-            queryset, **{f"{self.date_hierarchy}__gte": window[0], f"{self.date_hierarchy}__lt": window[1]}
-        )
+        drop_invalid_dates(request, self)
+        try:
+            with statement_timeout(self.root_queryset.db):
+                queryset = super().get_queryset(request, exclude_parameters)
+                window = self.date_hierarchy_window()
+                if window is None:
+                    return queryset
+                return bounded_by_id(
+                    queryset, **{f"{self.date_hierarchy}__gte": window[0], f"{self.date_hierarchy}__lt": window[1]}
+                )
+        except LogQueryTimeout:
+            self.log_timed_out(request)
+            if self.clear_all_filters_qs is None:  # set after the filters and search, which the timeout cut short
+                self.clear_all_filters_qs = self.get_query_string(remove=self.get_filters_params())
+            return self.root_queryset.none()
+
+    def log_timed_out(self, request: HttpRequest) -> None:
+        """Say (once) that a log query ran into ``AUDIT_LOG_ADMIN_STATEMENT_TIMEOUT``."""
+        if not getattr(self, "timed_out", False):
+            self.timed_out = True
+            report_timeout(request)
 
     def date_hierarchy_window(self) -> tuple[datetime.datetime, datetime.datetime] | None:
         """Return the month or day the date hierarchy selects, as the admin filters it; None otherwise."""
@@ -247,9 +275,16 @@ class LogEntryChangeList(ChangeList):
         return start, end
 
     def get_results(self, request: HttpRequest) -> None:
-        """Fetch the page, then prepare every entry's display."""
-        super().get_results(request)
-        entries = list(self.result_list)  # evaluates (and caches) the page the template iterates again
+        """Fetch the page (an empty one if the statement timeout stops it), then prepare every entry's display."""
+        try:
+            with statement_timeout(self.queryset.db):
+                super().get_results(request)
+                entries = list(self.result_list)  # evaluates (and caches) the page the template iterates again
+        except LogQueryTimeout:
+            self.log_timed_out(request)
+            self.queryset = self.queryset.none()
+            super().get_results(request)  # counts and fetches nothing
+            entries = []
         model_admin: LogEntryAdmin = self.model_admin  # type: ignore[assignment]  # typed as any ModelAdmin
         formatter = model_admin.get_audit_log_formatter(request)
         formatter.prefetch(entries, related=False, objects=True)
@@ -290,6 +325,8 @@ class EntryDetail:
         same_transaction: ``(url, action, "Model object id")`` of the other
             entries of the transaction (the first ``same_transaction_limit``).
         more_in_transaction: True if the transaction has more entries than listed.
+        context_note: Why the context is shown as stored, if it is.
+        transaction_note: Why the other entries of the transaction are not listed, if they are not.
     """
 
     display: EntryDisplay
@@ -298,6 +335,8 @@ class EntryDetail:
     links: list[tuple[str, str]] = field(default_factory=list)
     same_transaction: list[tuple[str, str, str]] = field(default_factory=list)
     more_in_transaction: bool = False
+    context_note: str = ""
+    transaction_note: str = ""
 
 
 class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime (not subscriptable)
@@ -319,7 +358,8 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
     list_filter = (FilterSetListFilter,)
     filterset_class: type[LogEntryFilterSet] = LogEntryFilterSet
     search_fields = ("=object_id", "context")
-    search_help_text = gettext_lazy("Searches object ids (exact), request and command details, and context ids.")
+    search_max_words = 5
+    search_max_entries: int | None = 100_000
     date_hierarchy = "at"
     ordering = ("-id",)
     sortable_by = ()  # any order but the primary key's means sorting the whole log
@@ -332,6 +372,16 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
     change_list_template = "audit_log_admin/logentry/change_list.html"
     change_form_template = "audit_log_admin/logentry/change_form.html"
     same_transaction_limit = 20
+
+    @property
+    def search_help_text(self) -> str:  # type: ignore[override]  # a class attribute in Django; it tells our limits
+        """Say what the search matches and how far it goes (``search_max_words``, ``search_max_entries``)."""
+        text = _("Searches object ids (exact), request and command details, and context ids: up to %(words)d words.")
+        text %= {"words": self.search_max_words}
+        if self.search_max_entries is not None:
+            narrow = _("Narrow a list of more than %(entries)s entries first (a date range, a model ...).")
+            text += " " + narrow % {"entries": f"{self.search_max_entries:,}"}
+        return text
 
     # -- permissions: read-only for everybody ----------------------------------
 
@@ -347,20 +397,47 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
         """Never: retention is a database job, not an admin click."""
         return False
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Django's rule, and for an entry: the user may see its model's entries (see ``permissions``)."""
+        if not super().has_view_permission(request, obj):
+            return False
+        return obj is None or log_visibility(request, self.admin_site).shows(obj.content_type_id)
+
     # -- queries ------------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        """Return the entries with user and content type joined."""
-        return super().get_queryset(request).select_related("performed_by", "content_type")
+        """Return the entries the user may see (see ``permissions``), with user and content type joined.
+
+        Every page reads entries through here: the changelist and its count,
+        the entry page (a hidden entry is missing) and its lists.
+        """
+        queryset = super().get_queryset(request).select_related("performed_by", "content_type")
+        return log_visibility(request, self.admin_site).apply(queryset)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         """Use the changelist that formats a page of entries at once."""
         return LogEntryChangeList
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """Show the log with its newest seal (``manage.py audit_log_seal``), one query more."""
+        seal = last_seal(router.db_for_read(self.model))
+        return super().changelist_view(request, {"audit_log_seal": seal, **(extra_context or {})})
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        """Search object ids and context, and match a context id exactly when the term is a UUID."""
+        """Search object ids and context, and match a context id exactly when the term is a UUID.
+
+        No index serves the search, so it is bounded (see
+        :func:`~audit_log_admin.limits.bound_search`): its first
+        ``search_max_words`` words, and only in a list of at most
+        ``search_max_entries`` entries (one query finds out).
+        """
+        search_term, allowed = bound_search(
+            request, queryset, search_term, max_words=self.search_max_words, max_entries=self.search_max_entries
+        )
+        if not allowed:
+            return queryset.none(), False
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         try:
             context_id = uuid.UUID(search_term.strip())
@@ -446,7 +523,7 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
             context["audit_log"] = detail
             # "Changed: Invoice INV-7" says more than the entry's str() (a table name and a UTC time).
             shown = detail.display.object or DisplayValue(text=obj.object_id)
-            what = shown.text if shown.kind == "deleted" else f"{detail.display.model} {shown.text}"
+            what = shown.text if shown.kind in ("deleted", "unloadable") else f"{detail.display.model} {shown.text}"
             context["subtitle"] = f"{obj.get_action_display()}: {what}"
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -463,16 +540,14 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
             object=obj_display,
             model=formatter.format_model(entry),
         )
-        detail = EntryDetail(
-            display=display,
-            context_json=pretty_json(entry.context) if entry.context is not None else "",
-        )
+        context_json, context_note = formatter.format_context_json(entry)
+        detail = EntryDetail(display=display, context_json=context_json, context_note=context_note)
         base_fields = {f.name for f in BaseLogEntry._meta.get_fields()}
         for model_field in type(entry)._meta.concrete_fields:
             if model_field.name not in base_fields:
                 value = model_field.value_from_object(entry)
                 detail.extra_fields.append(
-                    (str(capfirst(model_field.verbose_name)), "" if value is None else str(value))
+                    (str(capfirst(model_field.verbose_name)), "" if value is None else one_line(value))
                 )
 
         obj = formatter.logged_object(entry)
@@ -502,13 +577,19 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
             )
 
         # values(): only what the list shows, not every entry's changes.
-        others = list(
+        others_query = (
             self.get_queryset(request)
             .filter(transaction_id=entry.transaction_id)
             .exclude(pk=entry.pk)
             .order_by("id")
             .values("pk", "action", "object_id", "content_type_id", "table_name")[: self.same_transaction_limit + 1]
         )
+        try:
+            with statement_timeout(others_query.db):
+                others = list(others_query)
+        except LogQueryTimeout:
+            others = []
+            detail.transaction_note = _("The other entries of this transaction took too long to find.")
         detail.more_in_transaction = len(others) > self.same_transaction_limit
         actions = dict(Action.choices)
         linked = entry_url(request, self.admin_site, entry) != ""  # may the user view entries?

@@ -45,9 +45,11 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from audit_log.models import HTTP_REQUEST, MANAGEMENT_COMMAND, Action
+from audit_log.models import HTTP_REQUEST, MANAGEMENT_COMMAND, Action, UndecodableJSON
 from audit_log.sql import UNKNOWN_CONTEXT_TYPE, bare_name
 from audit_log.triggers import audit_field, resolve_columns
+
+from .fallbacks import load_objects
 
 if TYPE_CHECKING:
     from django.contrib.admin import AdminSite
@@ -187,24 +189,65 @@ def word_diff(old: str, new: str, *, max_tokens: int = 4_000) -> tuple[TextSegme
     return tuple(segments)
 
 
-def pretty_json(value: Any, indent: int = 2, _level: int = 0) -> str:
-    """Pretty-print a decoded JSON value, with exact decimals written as numbers."""
-    pad, inner = " " * indent * _level, " " * indent * (_level + 1)
-    if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        items = (
-            f"{inner}{json.dumps(str(key), ensure_ascii=False)}: {pretty_json(item, indent, _level + 1)}"
-            for key, item in value.items()
-        )
-        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
-    if isinstance(value, list | tuple):
-        if not value:
-            return "[]"
-        return "[\n" + ",\n".join(f"{inner}{pretty_json(item, indent, _level + 1)}" for item in value) + f"\n{pad}]"
-    if isinstance(value, Decimal):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False)
+def pretty_json(value: Any, indent: int | None = 2, *, one_line_below: int = 32) -> str:
+    """Pretty-print a decoded JSON value, with exact decimals written as numbers.
+
+    Written with a stack of its own, not by recursion: a value nested as deep
+    as the decoder allows is printed like any other.
+
+    Args:
+        value: The decoded value.
+        indent: Spaces per level; None writes everything on one line.
+        one_line_below: Levels deeper than this are written on one line, so
+            the text of deeply nested data grows with its size, not with the
+            square of its depth.
+
+    Returns:
+        The JSON text.
+    """
+    out: list[str] = []
+    # Text to write, or a (value, level) still to be written; popped from the end.
+    stack: list[str | tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        current, level = item
+        if isinstance(current, Mapping | list | tuple) and current:
+            if indent is None or level >= one_line_below:
+                first, between, last = "", ", ", ""
+            else:
+                inner = "\n" + " " * indent * (level + 1)
+                first, between, last = inner, "," + inner, "\n" + " " * indent * level
+            if isinstance(current, Mapping):
+                opening, closing = "{", "}"
+                children = [(json.dumps(str(key), ensure_ascii=False) + ": ", child) for key, child in current.items()]
+            else:
+                opening, closing = "[", "]"
+                children = [("", child) for child in current]
+            work: list[str | tuple[Any, int]] = [opening + first]
+            for index, (label, child) in enumerate(children):
+                work.append((between if index else "") + label)
+                work.append((child, level + 1))
+            work.append(last + closing)
+            stack.extend(reversed(work))
+        elif isinstance(current, Mapping):
+            out.append("{}")
+        elif isinstance(current, list | tuple):
+            out.append("[]")
+        elif isinstance(current, Decimal):
+            out.append(str(current))
+        else:
+            out.append(json.dumps(current, ensure_ascii=False, default=str))
+    return "".join(out)
+
+
+def one_line(value: Any) -> str:
+    """Return a context value as one line of text: scalars as they are, arrays and objects as compact JSON."""
+    if isinstance(value, Mapping | list | tuple):
+        return pretty_json(value, indent=None)
+    return str(value)
 
 
 # --- display data -------------------------------------------------------------
@@ -219,7 +262,8 @@ class DisplayValue:
         kind: What it is, for styling: ``"text"``, ``"empty"``, ``"masked"``,
             ``"json"`` (pre-formatted), ``"boolean"``, ``"number"``,
             ``"datetime"``, ``"binary"``, ``"deleted"`` (a related object or
-            user that no longer exists), ``"raw"`` (shown as stored).
+            user that no longer exists), ``"unloadable"`` (an object whose row
+            exists but cannot be loaded), ``"raw"`` (shown as stored).
         url: A link for the value (an admin change page), or "".
         boolean: For ``kind="boolean"``: the value, so the template can show
             the admin's yes/no icon.
@@ -262,12 +306,15 @@ class FormattedDiff:
         rows: One per recorded column, in the model's field order.
         not_logged: Labels of the model's fields excluded from the log.
         note: A warning about the entry's data (e.g. an unexpected shape).
+        raw: ``changes`` as stored, when it is no JSON object of columns (or
+            cannot be decoded): shown instead of rows.
     """
 
     action: str
     rows: tuple[DiffRow, ...]
     not_logged: tuple[str, ...] = ()
     note: str = ""
+    raw: str = ""
 
     @property
     def shows_old(self) -> bool:
@@ -320,12 +367,15 @@ class DiffFormatter:
         max_diff_tokens: Longer texts are shown whole, not diffed.
         summary_fields: How many field names a short summary lists.
         binary_preview_bytes: How many bytes of a binary value are shown.
+        raw_text_limit: How many characters of data shown as stored (changes
+            or a context that cannot be read as usual) are shown.
     """
 
     long_text_threshold = 60
     max_diff_tokens = 4_000
     summary_fields = 3
     binary_preview_bytes = 16
+    raw_text_limit = 10_000
 
     def __init__(self, *, request: HttpRequest | None = None, admin_site: AdminSite | None = None) -> None:
         self.request = request
@@ -336,6 +386,9 @@ class DiffFormatter:
         self._related: dict[tuple[type[models.Model], str, str], dict[Any, models.Model]] = {}
         # (content type id, object_id) -> object or None (fetched, not found)
         self._objects: dict[tuple[int, str], models.Model | None] = {}
+        # Rows that exist but could not be turned into model instances (values Python cannot hold ...).
+        self._unloadable_related: dict[tuple[type[models.Model], str, str], set[Any]] = defaultdict(set)
+        self._unloadable_objects: set[tuple[int, str]] = set()
         self._permissions: dict[type[models.Model], bool] = {}
 
     # -- models and fields --------------------------------------------------
@@ -408,10 +461,11 @@ class DiffFormatter:
                         wanted[_related_cache_key(model_field, db)].add(key)
         for (related_model, attname, db), keys in wanted.items():
             cache = self._related.setdefault((related_model, attname, db), {})
-            missing = keys - cache.keys()
+            missing = keys - cache.keys() - self._unloadable_related[(related_model, attname, db)]
             if missing:
-                for obj in related_model._base_manager.using(db).filter(**{f"{attname}__in": missing}):
-                    cache[getattr(obj, attname)] = obj
+                found, unloadable = load_objects(related_model, attname, missing, db)
+                cache.update(found)
+                self._unloadable_related[(related_model, attname, db)].update(unloadable)
         for (content_type_id, model, db), ids in logged.items():
             by_key: dict[Any, str] = {}
             for object_id in ids:
@@ -419,8 +473,12 @@ class DiffFormatter:
                 # Text that is no primary key value of this model names no object.
                 with contextlib.suppress(ValidationError, TypeError, ValueError):
                     by_key[model._meta.pk.to_python(object_id)] = object_id
-            for obj in model._base_manager.using(db).filter(pk__in=list(by_key)):
-                self._objects[(content_type_id, by_key.get(obj.pk, str(obj.pk)))] = obj
+            if not by_key:
+                continue
+            found, unloadable = load_objects(model, model._meta.pk.attname, set(by_key), db)
+            for key, obj in found.items():
+                self._objects[(content_type_id, by_key.get(key, str(key)))] = obj
+            self._unloadable_objects.update((content_type_id, by_key.get(key, str(key))) for key in unloadable)
 
     def related_object(self, model_field: models.ForeignKey[Any, Any], value: Any, db: str) -> models.Model | None:
         """Return the prefetched object a foreign key value points to, or None."""
@@ -428,9 +486,34 @@ class DiffFormatter:
         key = _related_key(model_field, value)
         return cache.get(key) if key is not None else None
 
+    def related_unloadable(self, model_field: models.ForeignKey[Any, Any], value: Any, db: str) -> bool:
+        """Return True if the object a foreign key value points to exists but could not be loaded."""
+        key = _related_key(model_field, value)
+        return key is not None and key in self._unloadable_related.get(_related_cache_key(model_field, db), ())
+
     def logged_object(self, entry: BaseLogEntry) -> models.Model | None:
-        """Return the prefetched object an entry is about, or None if it no longer exists."""
+        """Return the prefetched object an entry is about, or None if it no longer exists (or cannot be loaded)."""
         return self._objects.get((entry.content_type_id, entry.object_id)) if entry.content_type_id else None
+
+    def object_unloadable(self, entry: BaseLogEntry) -> bool:
+        """Return True if the entry's object exists but could not be loaded (see :func:`load_objects`)."""
+        return (entry.content_type_id, entry.object_id) in self._unloadable_objects
+
+    def object_text(self, obj: models.Model) -> str:
+        """Return ``str(obj)``, or its model and primary key if its ``__str__`` fails."""
+        try:
+            return str(obj)
+        except Exception:  # noqa: BLE001  # a __str__ that fails on odd data must not break the page
+            return f"{capfirst(obj._meta.verbose_name)} {obj.pk}"
+
+    def stored_text(self, value: Any) -> str:
+        """Return JSON data as stored (pretty-printed if decoded), cut at ``raw_text_limit`` characters."""
+        text = str(value) if isinstance(value, UndecodableJSON) else pretty_json(value)
+        if len(text) <= self.raw_text_limit:
+            return text
+        rest = len(text) - self.raw_text_limit
+        more = ngettext("%(count)d more character", "%(count)d more characters", rest) % {"count": rest}
+        return f"{text[: self.raw_text_limit]}… ({more})"
 
     # -- links ----------------------------------------------------------------
 
@@ -457,8 +540,20 @@ class DiffFormatter:
     # -- entries --------------------------------------------------------------
 
     def format_entry(self, entry: BaseLogEntry) -> FormattedDiff:
-        """Return the formatted diff of one entry (call :meth:`prefetch` first)."""
+        """Return the formatted diff of one entry (call :meth:`prefetch` first).
+
+        ``changes`` that are no JSON object (or could not be decoded) are
+        shown as stored, with a note.
+        """
         info = self.model_info(entry)
+        if entry.changes is not None and not isinstance(entry.changes, Mapping):
+            if isinstance(entry.changes, UndecodableJSON):
+                note = _("The recorded changes could not be decoded (too deep, or a number too long); shown as stored.")
+            else:
+                note = _("The recorded changes are not a JSON object of columns; shown as stored.")
+            return FormattedDiff(
+                action=entry.action, rows=(), not_logged=info.excluded, note=note, raw=self.stored_text(entry.changes)
+            )
         diff = compute_diff(entry.action, entry.changes)
         db = entry._state.db or "default"
         rows = [self.format_change(change, info, db) for change in diff.changes]
@@ -489,6 +584,10 @@ class DiffFormatter:
 
     def summarize(self, entry: BaseLogEntry) -> str:
         """Return a short summary of an entry's changes: the labels of its first few fields."""
+        if isinstance(entry.changes, UndecodableJSON):
+            return _("(changes could not be decoded)")
+        if entry.changes is not None and not isinstance(entry.changes, Mapping):
+            return _("(changes are not a JSON object)")
         info = self.model_info(entry)
         diff = compute_diff(entry.action, entry.changes)
         columns = sorted((c.column for c in diff.changes), key=lambda c: (info.order.get(c, len(info.order)), c))
@@ -574,12 +673,16 @@ class DiffFormatter:
         obj = self.related_object(model_field, value, db)
         if obj is None:
             related = model_field.related_model._meta
-            text = _("%(model)s %(id)s (deleted)") % {"model": capfirst(related.verbose_name), "id": value}
-            return DisplayValue(text=text, kind="deleted")
-        return DisplayValue(text=str(obj), url=self.admin_url(obj))
+            names = {"model": capfirst(related.verbose_name), "id": value}
+            if self.related_unloadable(model_field, value, db):
+                return DisplayValue(text=_("%(model)s %(id)s (could not be loaded)") % names, kind="unloadable")
+            return DisplayValue(text=_("%(model)s %(id)s (deleted)") % names, kind="deleted")
+        return DisplayValue(text=self.object_text(obj), url=self.admin_url(obj))
 
     def format_choice(self, model_field: models.Field[Any, Any], value: Any) -> DisplayValue:
         """Show a choice as its label (the stored value if it is no longer a choice)."""
+        if isinstance(value, Mapping | list):
+            return self.format_raw(value)  # no choice, and to_python() would str() it recursively
         python_value = model_field.to_python(value)
         for choice, label in model_field.flatchoices:
             if choice == python_value:
@@ -636,7 +739,9 @@ class DiffFormatter:
         return DisplayValue(text=f"{text}: {preview}{more}" if preview else text, kind="binary")
 
     def format_text(self, model_field: models.Field[Any, Any], value: Any) -> DisplayValue:
-        """Show text as it is."""
+        """Show text as it is (an array or object as stored)."""
+        if isinstance(value, Mapping | list):
+            return self.format_raw(value)
         return DisplayValue(text=value if isinstance(value, str) else str(value))
 
     def format_other(self, model_field: models.Field[Any, Any], value: Any) -> DisplayValue:
@@ -687,12 +792,13 @@ class DiffFormatter:
         """
         obj = self.logged_object(entry)
         if obj is not None:
-            return DisplayValue(text=str(obj), url=self.admin_url(obj))
+            return DisplayValue(text=self.object_text(obj), url=self.admin_url(obj))
         info = self.model_info(entry)
         name = capfirst(info.model._meta.verbose_name) if info.model is not None else entry.table_name
-        return DisplayValue(
-            text=_("%(model)s %(id)s (deleted)") % {"model": name, "id": entry.object_id}, kind="deleted"
-        )
+        names = {"model": name, "id": entry.object_id}
+        if self.object_unloadable(entry):
+            return DisplayValue(text=_("%(model)s %(id)s (could not be loaded)") % names, kind="unloadable")
+        return DisplayValue(text=_("%(model)s %(id)s (deleted)") % names, kind="deleted")
 
     def format_model(self, entry: BaseLogEntry) -> str:
         """Name the entry's model (the table name if the model is gone)."""
@@ -708,27 +814,39 @@ class DiffFormatter:
         arguments and options, changes without a context the database user and
         application, other contexts their top-level values.
         """
+        if isinstance(entry.context, UndecodableJSON):
+            return _("(context could not be decoded)")
         context = entry.context if isinstance(entry.context, Mapping) else {}
+        # one_line(): a value of any shape (nested lists from raw SQL ...) becomes text without recursion.
         if entry.context_type == HTTP_REQUEST:
-            return " ".join(str(context.get(key) or "") for key in ("method", "path")).strip()
+            return " ".join(one_line(context.get(key) or "") for key in ("method", "path")).strip()
         if entry.context_type == MANAGEMENT_COMMAND:
             args, kwargs = context.get("args"), context.get("kwargs")
-            words = [str(context.get("command") or "")]
-            words += [str(arg) for arg in args] if isinstance(args, list) else []
+            words = [one_line(context.get("command") or "")]
+            words += [one_line(arg) for arg in args] if isinstance(args, list) else []
             if isinstance(kwargs, Mapping):
                 # Options given (not None or False), without the ones every command has.
                 words += [
-                    str(key) if value is True else f"{key}={value}"
+                    str(key) if value is True else f"{key}={one_line(value)}"
                     for key, value in sorted(kwargs.items())
                     if key not in _COMMON_COMMAND_OPTIONS and value is not None and value is not False
                 ]
             return " ".join(words).strip()
         if entry.context_type == UNKNOWN_CONTEXT_TYPE:
-            parts = [str(context.get("db_user") or "")]
+            parts = [one_line(context.get("db_user") or "")]
             if context.get("application_name"):
-                parts.append(f"({context['application_name']})")
+                parts.append(f"({one_line(context['application_name'])})")
             return " ".join(parts).strip()
         return ", ".join(f"{key}: {value}" for key, value in context.items() if not isinstance(value, dict | list))
+
+    def format_context_json(self, entry: BaseLogEntry) -> tuple[str, str]:
+        """Return the entry's whole context as pretty-printed JSON, and a note if it is shown as stored."""
+        if entry.context is None:
+            return "", ""
+        if isinstance(entry.context, UndecodableJSON):
+            note = _("The context could not be decoded (nested too deeply, or a number too long); shown as stored.")
+            return self.stored_text(entry.context), note
+        return pretty_json(entry.context), ""
 
 
 def local_time(moment: datetime.datetime) -> datetime.datetime:

@@ -23,6 +23,7 @@ from django import forms
 from django.apps import apps
 from django.contrib import messages
 from django.contrib.admin import ListFilter
+from django.contrib.admin import site as admin_site
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
@@ -36,6 +37,8 @@ from audit_log.conf import conf as core_conf
 from audit_log.models import HTTP_REQUEST, MANAGEMENT_COMMAND, Action
 from audit_log.sql import UNKNOWN_CONTEXT_TYPE
 from audit_log.triggers import is_audited, resolve_columns
+
+from .permissions import LogVisibility, log_visibility
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -165,8 +168,37 @@ class LogEntryFilterSet(django_filters.FilterSet):
         label=_("Context ID"), help_text=_("Everything done in the same request, command or context block.")
     )
 
+    #: The admin whose changelist this filters; :class:`FilterSetListFilter` sets it.
+    model_admin: ModelAdmin[Any] | None = None
+
     class Meta:
         form = FilterForm
+
+    def visibility(self) -> LogVisibility:
+        """Return which models' entries the request's user may see (everything without a request)."""
+        if self.request is None:
+            return LogVisibility()
+        site = self.model_admin.admin_site if self.model_admin is not None else admin_site
+        return log_visibility(self.request, site)
+
+    def get_form_class(self) -> type[forms.Form]:
+        """Build the form, its model choices narrowed to the models whose entries the user may see.
+
+        A model the user may not see is then refused like an id that names no
+        model ("Select a valid choice").
+        """
+        form_class: type[forms.Form] = super().get_form_class()
+        visibility = self.visibility()
+        model_filter = self.filters.get("model")
+        field = form_class.base_fields.get("model")  # this FilterSet's own copy of the filter's field
+        if model_filter is not None and isinstance(field, forms.ChoiceField) and not visibility.everything:
+            choices = model_filter.extra.get("choices", ())
+            field.choices = [
+                (value, label)
+                for value, label in (choices() if callable(choices) else choices)
+                if str(value).isdigit() and visibility.shows(int(value))
+            ]
+        return form_class
 
     def filter_user(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
         """Entries by the user with this username; by the name snapshot if no such user exists now.
@@ -201,7 +233,9 @@ class LogEntryFilterSet(django_filters.FilterSet):
         model. The name itself always matches too: columns no longer on a
         model are still in the log.
         """
-        models = audited_models()
+        visibility = self.visibility()
+        # Only the user's models: a hidden model's field names must not turn into columns that match.
+        models = [model for model in audited_models() if visibility.shows_model(model)]
         selected = self.form.cleaned_data.get("model")
         if selected:
             model = ContentType.objects.get_for_id(int(selected)).model_class()
@@ -297,6 +331,8 @@ class FilterSetListFilter(ListFilter):
             queryset=model._default_manager.none(),
             request=request,
         )
+        # Before the form is built, so the FilterSet can fit its choices to the admin (LogEntryFilterSet does).
+        self.filterset.model_admin = model_admin
         if self.filterset.is_bound and not self.filterset.is_valid():
             messages.error(request, self.error_message())
 

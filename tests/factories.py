@@ -66,3 +66,12 @@ class SpecialInvoiceFactory(InvoiceFactory):
         model = models.SpecialInvoice
 
     priority = 1
+
+
+class SecretFactory(factory.django.DjangoModelFactory):
+    """A model some staff may not view (``codeword`` is stored in column ``cw``)."""
+
+    class Meta:
+        model = models.Secret
+
+    codeword = factory.Sequence(lambda n: f"codeword {n}")

@@ -40,6 +40,11 @@ class WeirdNameAdmin(AuditLogHistoryMixin, admin.ModelAdmin):
     pass
 
 
+@admin.register(models.Secret)
+class SecretAdmin(AuditLogHistoryMixin, admin.ModelAdmin):
+    """Staff without its view permission must not see its entries in the log either."""
+
+
 @admin.register(models.NotAudited)
 class NotAuditedAdmin(admin.ModelAdmin):
     """Left without the mixin: its history stays Django's."""

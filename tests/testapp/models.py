@@ -46,6 +46,12 @@ class Invoice(AuditLoggedModel):
         return self.number
 
 
+class Secret(AuditLoggedModel):
+    """An audited model that some staff may not view: the admin keeps its entries from them."""
+
+    codeword = models.CharField(max_length=50, db_column="cw")
+
+
 class NotAudited(models.Model):
     name = models.CharField(max_length=100)
 

@@ -103,18 +103,7 @@ def record_body(log: LogSpec) -> str:
     spec = log.spec
     declarations, prelude = sql.context_prelude(spec)
     pk, at = sql.quote_ident(spec.pk), sql.quote_ident(spec.log_columns.at)
-    log_columns = spec.log_columns
-    columns = [
-        log_columns.content_type,
-        log_columns.object_id,
-        log_columns.action,
-        log_columns.at,
-        log_columns.changes,
-        log_columns.transaction_id,
-        log_columns.table_name,
-        *(name for name, _ in spec.context.columns),
-    ]
-    values = [
+    values = [  # in the order of sql.insert_columns()
         "_al_ct",
         f"_al_first::text::{spec.object_id_type}",
         "TG_OP",
@@ -144,7 +133,7 @@ BEGIN
   IF _al_count = 0 THEN
     RETURN NULL;
   END IF;{prelude}
-  INSERT INTO {sql.quote_name(spec.log_table)} ({", ".join(sql.quote_ident(column) for column in columns)})
+  INSERT INTO {sql.quote_name(spec.log_table)} ({sql.insert_columns(spec)})
   VALUES ({", ".join(values)});
   RETURN NULL;
 END

@@ -344,7 +344,8 @@ def _diff(spec: AuditSpec, old: str, new: str) -> str:
     return "\n        || ".join(parts)
 
 
-def _insert_columns(spec: AuditSpec) -> str:
+def insert_columns(spec: AuditSpec) -> str:
+    """Return the quoted list of the log columns an entry fills, in the order the values come."""
     log = spec.log_columns
     names = [
         log.content_type,
@@ -481,7 +482,7 @@ def function_body(spec: AuditSpec) -> str:
     declarations, prelude = context_prelude(spec)
     qtable = quote_name(spec.table)
     pk = quote_ident(spec.pk)
-    insert = f"INSERT INTO {quote_name(spec.log_table)} ({_insert_columns(spec)})"
+    insert = f"INSERT INTO {quote_name(spec.log_table)} ({insert_columns(spec)})"
     new_rows, old_rows = quote_ident(NEW_ROWS), quote_ident(OLD_ROWS)
     rn = _unique_alias("_al_rn", (column.name for column in spec.columns))
 

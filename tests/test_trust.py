@@ -16,6 +16,7 @@ from audit_log.db.backend.base import DatabaseWrapper
 from audit_log.guard import log_maintenance
 from audit_log.management.commands.audit_log_retention import cutoff
 from tests.factories import InvoiceFactory
+from tests.test_schema_changes import status_output
 from tests.testapp.models import AuditLogEntry, Invoice
 
 LOG = AuditLogEntry._meta.db_table
@@ -25,15 +26,6 @@ def run(statement, params=None, alias="default"):
     with connections[alias].cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else None
-
-
-def status_output():
-    out = io.StringIO()
-    try:
-        call_command("audit_log_status", stdout=out, no_color=True)
-    except CommandError as error:
-        return error.returncode, out.getvalue()
-    return 0, out.getvalue()
 
 
 # --- the append-only guard (even for the log's owner) ------------------------------------

@@ -20,7 +20,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.utils.module_loading import import_string
 
-from . import triggers
+from . import m2m, triggers
+from .fields import AuditLogsField
 from .loading import get_context_model, get_log_entry_model
 
 CHECK_TAG = "audit_log"
@@ -237,6 +238,8 @@ def _check_audited_model(model: type[Model], object_id_type: str) -> list[checks
                 id="audit_log.E009",
             )
         )
+    if audit.model is model:  # once, on the model declaring the options
+        errors += _check_m2m_exclude(model, audit)
     pk_type = (pk.rel_db_type(connections["default"]) or "").lower()
     if object_id_type.lower() in _INTEGER_TYPES and pk_type not in _INTEGER_TYPES:
         errors.append(
@@ -248,6 +251,24 @@ def _check_audited_model(model: type[Model], object_id_type: str) -> list[checks
             )
         )
     return errors
+
+
+def _check_m2m_exclude(model: type[Model], audit: AuditLogsField) -> list[checks.CheckMessage]:
+    # The options apply to the model's multi-table-inheritance children too.
+    family = [model, *(other for other in apps.get_models() if model in other._meta.get_parent_list())]
+    names = {link.field.name for owner in family for link in m2m.auto_created_links(owner)}
+    unknown = [name for name in audit.m2m_exclude if name not in names]
+    if not unknown:
+        return []
+    return [
+        checks.Error(
+            f"{model._meta.label}.{audit.name} leaves out unknown many-to-many fields: {', '.join(unknown)}.",
+            hint="Use names of the model's many-to-many fields that have no through= model of their own (a "
+            "through= model is audited like any other model).",
+            obj=model,
+            id="audit_log.E009",
+        )
+    ]
 
 
 # --- databases ---------------------------------------------------------------------

@@ -11,9 +11,10 @@ And it is read-only: log entries are written by the triggers, so ``add()``,
 
 from __future__ import annotations
 
+import datetime
 import functools
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import SettingsReference
 from django.contrib.contenttypes.fields import (
@@ -31,6 +32,10 @@ from django.db.models.sql.where import AND, WhereNode
 from django.utils.functional import cached_property
 
 from .conf import UNSET_MODEL, conf
+
+if TYPE_CHECKING:
+    from .history import Reverted
+    from .models import BaseLogEntry
 
 #: The setting that names the log-entry model.
 ENTRY_MODEL_SETTING = "AUDIT_LOG_ENTRY_MODEL"
@@ -234,6 +239,34 @@ def create_audit_logs_manager(superclass: type[Any], rel: GenericRel) -> type[An
                 self.object_id_field_name: self.pk_val,
             }
 
+        def state_at(self, when: datetime.datetime) -> Model | None:
+            """Return the object as it was at ``when``, rebuilt from the log (see ``audit_log.history``).
+
+            Returns:
+                An unsaved instance (its ``_audit_state`` says what could not
+                be rebuilt), or None if the object did not exist then.
+            """
+            from . import history  # imports the models
+
+            state = history.state_at(type(self.instance), self.pk_val, when, using=self.instance._state.db)
+            return state.instance if state is not None else None
+
+        def revert(
+            self,
+            target: BaseLogEntry | datetime.datetime,
+            *,
+            performed_by: Any = None,
+            context: Mapping[str, Any] | None = None,
+        ) -> Reverted:
+            """Bring the object back to its state before an entry, or as of a moment (``history.revert``).
+
+            Returns:
+                ``audit_log.history.Reverted``: its ``entry_id`` is the new entry.
+            """
+            from . import history
+
+            return history.revert(target, obj=self.instance, performed_by=performed_by, context=context)
+
     for name in WRITE_METHODS:
         setattr(AuditLogsManager, name, _refuse(name))
         setattr(AuditLogsManager, f"a{name}", _refuse(f"a{name}"))
@@ -262,12 +295,18 @@ class AuditLogsField(GenericRelation):
         class Customer(AuditLoggedModel):
             audit_logs = AuditLogsField(exclude=["last_seen"], mask=["password"])
 
+    The auto-created tables of the model's many-to-many fields are audited
+    too, their rows logged under this model (see ``audit_log.m2m``), unless
+    the field is named in ``m2m_exclude``.
+
     Args:
         to: The log-entry model; defaults to ``AUDIT_LOG_ENTRY_MODEL``.
         exclude: Field names (or column names) never logged: their changes
             alone write no entry.
         mask: Field names (or column names) whose changes are logged without
             their values (``"**masked**"``; NULL stays NULL).
+        m2m_exclude: Names of the model's many-to-many fields whose links
+            are not logged (their auto-created tables get no triggers).
         **kwargs: Passed to ``GenericRelation`` (``related_query_name`` ...).
     """
 
@@ -277,15 +316,19 @@ class AuditLogsField(GenericRelation):
         *,
         exclude: Sequence[str] = (),
         mask: Sequence[str] = (),
+        m2m_exclude: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         kwargs["object_id_field"] = "object_id"
         kwargs["content_type_field"] = "content_type"
         super().__init__(to or conf.entry_model, **kwargs)
-        if isinstance(exclude, str) or isinstance(mask, str):
-            raise TypeError("AuditLogsField(exclude=..., mask=...) take lists of field names, not a string")
+        if isinstance(exclude, str) or isinstance(mask, str) or isinstance(m2m_exclude, str):
+            raise TypeError(
+                "AuditLogsField(exclude=..., mask=..., m2m_exclude=...) take lists of field names, not a string"
+            )
         self.exclude: tuple[str, ...] = tuple(exclude)
         self.mask: tuple[str, ...] = tuple(mask)
+        self.m2m_exclude: tuple[str, ...] = tuple(m2m_exclude)
 
     def contribute_to_class(self, cls: type[Model], name: str, *args: Any, **kwargs: Any) -> None:
         """Attach the field to ``cls`` as a regular field (see the class docstring)."""
@@ -336,6 +379,8 @@ class AuditLogsField(GenericRelation):
             kwargs["exclude"] = list(self.exclude)
         if self.mask:
             kwargs["mask"] = list(self.mask)
+        if self.m2m_exclude:
+            kwargs["m2m_exclude"] = list(self.m2m_exclude)
         if self.remote_field.related_query_name:
             kwargs["related_query_name"] = self.remote_field.related_query_name
         return name, "audit_log.fields.AuditLogsField", [], kwargs

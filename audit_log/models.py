@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import decimal
 import json
 import os
@@ -27,6 +28,8 @@ from .serialization import jsonable
 
 if TYPE_CHECKING:
     from django.core.management.base import BaseCommand
+
+    from .history import Reverted
 
 #: ``context_type`` the request middleware records.
 HTTP_REQUEST = "http-request"
@@ -344,6 +347,37 @@ class BaseLogEntry(ContextFields):
         """Display label of ``context_type`` (``AUDIT_LOG_CONTEXT_TYPE_CHOICES``, else the value)."""
         return conf.context_type_choices.get(self.context_type, self.context_type)
 
+    def state_before(self) -> models.Model | None:
+        """Return the object this entry changed as it was just before, rebuilt from the log.
+
+        See ``audit_log.history.state_before``: an unsaved instance whose
+        ``_audit_state`` tells what could not be rebuilt; None before the
+        object's INSERT.
+        """
+        from . import history
+
+        state = history.state_before(self)
+        return state.instance if state is not None else None
+
+    def state_after(self) -> models.Model | None:
+        """Return the object this entry changed as the entry left it (None after a DELETE)."""
+        from . import history
+
+        state = history.state_after(self)
+        return state.instance if state is not None else None
+
+    def revert(self, *, performed_by: Any = None, context: Mapping[str, Any] | None = None) -> Reverted:
+        """Bring the object back to its state before this entry (``audit_log.history.revert``)."""
+        from . import history
+
+        return history.revert(self, performed_by=performed_by, context=context)
+
+    def restore(self, *, performed_by: Any = None, context: Mapping[str, Any] | None = None) -> Reverted:
+        """Insert the object this DELETE entry removed again, with its key (``audit_log.history.restore``)."""
+        from . import history
+
+        return history.restore(self, performed_by=performed_by, context=context)
+
 
 class AuditLoggedModel(models.Model):
     """Base class of audited models: every INSERT, UPDATE and DELETE of the table is logged.
@@ -355,6 +389,19 @@ class AuditLoggedModel(models.Model):
 
     class Meta:
         abstract = True
+
+    @classmethod
+    def audit_state(cls, pk: Any, *, at: datetime.datetime, using: str | None = None) -> Self | None:
+        """Return the object with key ``pk`` as it was at ``at``, rebuilt from the log; deleted ones too.
+
+        See ``audit_log.history.state_at``: an unsaved instance whose
+        ``_audit_state`` tells what could not be rebuilt; None if no such
+        object existed then.
+        """
+        from . import history
+
+        state = history.state_at(cls, pk, at, using=using)
+        return state.instance if state is not None else None  # type: ignore[return-value]  # built by cls.from_db
 
 
 # The seal chain's concrete models, registered with the app along with this module.

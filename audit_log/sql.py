@@ -277,6 +277,10 @@ class AuditSpec:
         require_context: Refuse writes made without an audit context.
         search_path: The schemas the function's names resolve in (the
             migrating session's), pinned with ``pg_temp`` last.
+        object_id_column: The column whose value is logged as the object id,
+            when it is not ``pk``: an auto-created many-to-many table logs
+            its rows under the model that declares the field, by its key to
+            that model (``content_type`` is that model's too).
     """
 
     table: str
@@ -290,11 +294,17 @@ class AuditSpec:
     context: ContextColumns
     require_context: bool = False
     search_path: tuple[str, ...] = ("public",)
+    object_id_column: str | None = None
 
     @property
     def function(self) -> str:
         """Name of this table's trigger function."""
         return function_name(self.table)
+
+    @property
+    def object_key(self) -> str:
+        """The column whose value an entry records as ``object_id``."""
+        return self.object_id_column or self.pk
 
 
 def _unique_alias(base: str, taken: Iterable[str]) -> str:
@@ -471,7 +481,9 @@ def function_body(spec: AuditSpec) -> str:
     call reads the context (the JSON object in :data:`CONTEXT_SETTING`) and
     the content type in one query, then logs
     the whole statement with a single ``INSERT ... SELECT`` over the
-    transition table(s): two queries for one row or for 10,000.
+    transition table(s): two queries for one row or for 10,000. Each row is
+    logged under the value of ``spec.object_key``: its primary key, or for an
+    auto-created many-to-many table its key to the model declaring the field.
 
     Args:
         spec: The audited table.
@@ -481,13 +493,14 @@ def function_body(spec: AuditSpec) -> str:
     """
     declarations, prelude = context_prelude(spec)
     qtable = quote_name(spec.table)
-    pk = quote_ident(spec.pk)
+    # The row's own key, or for a many-to-many table its key to the declaring model.
+    key = quote_ident(spec.object_key)
     insert = f"INSERT INTO {quote_name(spec.log_table)} ({insert_columns(spec)})"
     new_rows, old_rows = quote_ident(NEW_ROWS), quote_ident(OLD_ROWS)
     rn = _unique_alias("_al_rn", (column.name for column in spec.columns))
 
     def log_rows(action: str, rows: str, alias: str) -> str:
-        select = _select(spec, object_id=f"{alias}.{pk}", action=action, changes=_snapshot(spec, alias))
+        select = _select(spec, object_id=f"{alias}.{key}", action=action, changes=_snapshot(spec, alias))
         return f"{insert}\n    {select}\n    FROM {rows} AS {alias};"
 
     select_update = _select(spec, object_id="_al_d.object_id", action="UPDATE", changes="_al_d.changes")
@@ -503,7 +516,7 @@ BEGIN{prelude}
     {insert}
     {select_update}
     FROM (
-      SELECT _al_n.{pk} AS object_id,
+      SELECT _al_n.{key} AS object_id,
         {_diff(spec, "_al_o", "_al_n")} AS changes
       FROM (SELECT row_number() OVER () AS {rn}, * FROM {old_rows}) AS _al_o
       JOIN (SELECT row_number() OVER () AS {rn}, * FROM {new_rows}) AS _al_n ON _al_o.{rn} = _al_n.{rn}

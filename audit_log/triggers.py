@@ -18,7 +18,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.models import Field, Model
 
-from . import sql
+from . import m2m, sql
 from .conf import conf
 from .fields import AuditLogsField
 from .loading import get_context_model, get_log_entry_model
@@ -38,13 +38,17 @@ def audit_field(model: type[Model]) -> AuditLogsField | None:
     """Return the ``AuditLogsField`` that makes ``model`` audited, if any.
 
     A multi-table-inheritance child of an audited model is audited too (its own
-    table holds its own columns), with its parent's options.
+    table holds its own columns), with its parent's options. So is the
+    auto-created table of an audited model's many-to-many field, with the
+    options of the model declaring the field, unless they name it in
+    ``m2m_exclude`` (see :mod:`audit_log.m2m`).
     """
     for candidate in (model, *model._meta.get_parent_list()):
         for field in candidate._meta.local_fields:
             if isinstance(field, AuditLogsField):
                 return field
-    return None
+    link = m2m.through_link(model)
+    return m2m.link_audit(link, audit_field(link.parent)) if link is not None else None
 
 
 def has_table(model: type[Model]) -> bool:
@@ -59,8 +63,18 @@ def is_audited(model: type[Model]) -> bool:
 
 
 def audited_models(connection: BaseDatabaseWrapper, models: Iterable[type[Model]] | None = None) -> list[type[Model]]:
-    """Return the audited models that live on ``connection`` (installed models by default)."""
-    candidates = global_apps.get_models() if models is None else models
+    """Return the audited models that live on ``connection`` (installed models by default).
+
+    The auto-created models of audited many-to-many tables are included, also
+    when ``models`` names only the models declaring the fields.
+    """
+    if models is None:
+        candidates = global_apps.get_models(include_auto_created=True)
+    else:
+        candidates = []
+        for model in models:
+            candidates += [model, *(link.through for link in m2m.auto_created_links(model))]
+        candidates = list(dict.fromkeys(candidates))
     return [model for model in candidates if is_audited(model) and router.allow_migrate_model(connection.alias, model)]
 
 
@@ -194,6 +208,10 @@ def spec_for(
 ) -> sql.AuditSpec:
     """Describe the triggers of ``model``'s table.
 
+    An auto-created many-to-many table is described as logged under the model
+    declaring the field (see :mod:`audit_log.m2m`): that model's content
+    type, the table's key to it as the object id, every column logged.
+
     Args:
         model: An audited model (current or historical).
         connection: The database the triggers are for.
@@ -225,12 +243,26 @@ def spec_for(
     pk = next((field for field in table_fields if field.primary_key), opts.pk)
     if pk is None or pk.column is None:
         raise ImproperlyConfigured(f"{opts.label} has a composite primary key, which audit_log does not support.")
-    excluded, unknown = resolve_columns(model, audit.exclude, table_fields)
-    masked, unknown_masked = resolve_columns(model, audit.mask, table_fields)
-    if unknown or unknown_masked:
-        raise ImproperlyConfigured(
-            f"{opts.label}.{audit.name} names fields that do not exist: {', '.join(unknown + unknown_masked)}."
-        )
+    link = m2m.through_link(model)
+    logged_as = opts
+    object_key = None
+    excluded: list[str]
+    masked: list[str]
+    if link is not None:
+        # An auto-created many-to-many table: its rows are logged whole, under
+        # the model declaring the field, by their key to it. (The options'
+        # exclude and mask name that model's fields, not these.)
+        excluded, masked = [], []
+        parent_key = next((field for field in table_fields if field.name == link.parent_field_name), None)
+        object_key = sql.bare_name(column_of(parent_key or opts.get_field(link.parent_field_name)))
+        logged_as = (link.parent._meta.concrete_model or link.parent)._meta
+    else:
+        excluded, unknown = resolve_columns(model, audit.exclude, table_fields)
+        masked, unknown_masked = resolve_columns(model, audit.mask, table_fields)
+        if unknown or unknown_masked:
+            raise ImproperlyConfigured(
+                f"{opts.label}.{audit.name} names fields that do not exist: {', '.join(unknown + unknown_masked)}."
+            )
     # Sorted: the same table gives the same SQL whether its columns came from
     # the model's declaration or from a migration history that added them later.
     typed = sorted((sql.bare_name(column_of(field)), field.db_type(connection)) for field in table_fields)
@@ -252,7 +284,7 @@ def spec_for(
         log_columns=_log_columns(entry),
         object_id_type=entry._meta.get_field("object_id").db_type(connection) or "text",
         content_type=sql.ContentTypeTable(
-            table=ContentType._meta.db_table, app_label=opts.app_label, model=str(opts.model_name)
+            table=ContentType._meta.db_table, app_label=logged_as.app_label, model=str(logged_as.model_name)
         ),
         context=sql.ContextColumns(
             columns=copied,
@@ -260,6 +292,7 @@ def spec_for(
         ),
         require_context=conf.require_context,
         search_path=tuple(schemas) if schemas is not None else search_path(connection),
+        object_id_column=object_key,
     )
 
 

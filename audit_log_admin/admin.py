@@ -47,6 +47,7 @@ from .diff import DiffFormatter, DisplayValue, FormattedDiff, local_time, one_li
 from .fallbacks import history_object
 from .filters import FilterSetListFilter, LogEntryFilterSet, bounded_by_id
 from .limits import LogQueryTimeout, bound_search, drop_invalid_dates, report_timeout, statement_timeout
+from .links import group_entries
 from .pagination import EstimatedCountPaginator, KeysetPage, capped_count, keyset_page
 from .permissions import log_visibility
 
@@ -70,6 +71,8 @@ class EntryDisplay:
         object: The logged object (only on pages that show it).
         model: The logged model's name.
         summary: A short summary of the changed fields.
+        links: Entries of the object's many-to-many tables shown with
+            ``entry`` (a History tab row: see ``audit_log_admin.links``).
     """
 
     entry: BaseLogEntry
@@ -80,6 +83,16 @@ class EntryDisplay:
     object: DisplayValue | None = None
     model: str = ""
     summary: str = ""
+    links: tuple[BaseLogEntry, ...] = ()
+
+    @property
+    def action(self) -> str:
+        """What the row did to the object: the diff's action (a row of links alone: UPDATE)."""
+        return self.diff.action
+
+    def get_action_display(self) -> str:
+        """The action's label (Created, Changed, Deleted), as the entry's own method gives it."""
+        return str(dict(Action.choices).get(self.action, self.action))
 
 
 def entry_url(request: HttpRequest, admin_site: admin.AdminSite, entry: BaseLogEntry) -> str:
@@ -115,13 +128,16 @@ class AuditLogHistoryMixin(_ModelAdminBase):
     Put it before ``admin.ModelAdmin`` in the bases. The page lists the
     object's entries newest first (those of its multi-table-inheritance parents
     too), ``audit_log_history_per_page`` at a time, each with when, what, who,
-    where and the diff. It is shown to users who may view or change the object,
-    as Django's own history page is; a missing object redirects like Django does.
+    where and the diff. The links of its many-to-many fields ("Tags: +
+    light-roast, - single-origin") join the row of its own change in the same
+    transaction, or make a row of their own. It is shown to users who may view
+    or change the object, as Django's own history page is; a missing object
+    redirects like Django does.
 
     Every page costs the same few queries however long the history: the
     object, a count capped at ``AUDIT_LOG_ADMIN_EXACT_COUNT_LIMIT``, one
     ``id``-range scan of the per-object index (user joined), and one query per
-    model that the page's foreign keys point to.
+    model that the page's foreign keys and many-to-many links point to.
 
     Attributes:
         object_history_template: The page's template.
@@ -176,15 +192,17 @@ class AuditLogHistoryMixin(_ModelAdminBase):
             count, page = 0, KeysetPage()
         formatter = self.get_audit_log_formatter(request)
         formatter.prefetch(page.items)
+        # A save and the many-to-many links it changed in the same transaction read as one change.
         displays = [
             EntryDisplay(
-                entry=entry,
-                diff=formatter.format_entry(entry),
-                who=formatter.format_user(entry),
-                context=formatter.format_context(entry),
-                url=entry_url(request, self.admin_site, entry),
+                entry=group.entry,
+                diff=formatter.format_entries(group.entries),
+                who=formatter.format_user(group.entry),
+                context=formatter.format_context(group.entry),
+                url=entry_url(request, self.admin_site, group.entry),
+                links=tuple(link for link in group.links if link is not group.entry),
             )
-            for entry in page.items
+            for group in group_entries(page.items, formatter.is_link)
         ]
         content_type = ContentType.objects.get_for_model(obj)
         log_url = ""
@@ -525,6 +543,8 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
             shown = detail.display.object or DisplayValue(text=obj.object_id)
             what = shown.text if shown.kind in ("deleted", "unloadable") else f"{detail.display.model} {shown.text}"
             context["subtitle"] = f"{obj.get_action_display()}: {what}"
+            if detail.display.summary:  # a many-to-many link: "Tags: link added (Article Ethiopia)"
+                context["subtitle"] = f"{detail.display.summary} ({what})"
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_entry_detail(self, request: HttpRequest, entry: BaseLogEntry) -> EntryDetail:
@@ -539,6 +559,7 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
             context=formatter.format_context(entry),
             object=obj_display,
             model=formatter.format_model(entry),
+            summary=formatter.summarize(entry) if formatter.is_link(entry) else "",
         )
         context_json, context_note = formatter.format_context_json(entry)
         detail = EntryDetail(display=display, context_json=context_json, context_note=context_note)

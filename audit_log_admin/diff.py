@@ -29,7 +29,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -45,11 +45,13 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from audit_log.m2m import ThroughLink, auto_created_links
 from audit_log.models import HTTP_REQUEST, MANAGEMENT_COMMAND, Action, UndecodableJSON
 from audit_log.sql import UNKNOWN_CONTEXT_TYPE, bare_name
 from audit_log.triggers import audit_field, resolve_columns
 
 from .fallbacks import load_objects
+from .links import LinkChange, link_changes
 
 if TYPE_CHECKING:
     from django.contrib.admin import AdminSite
@@ -276,17 +278,32 @@ class DisplayValue:
 
 
 @dataclass(frozen=True)
+class LinkDisplay:
+    """One link of a many-to-many field added or removed, formatted.
+
+    Attributes:
+        added: True for a link added ("+"), False for one removed (a minus sign).
+        value: The related object, as a foreign key to it is shown.
+    """
+
+    added: bool
+    value: DisplayValue
+
+
+@dataclass(frozen=True)
 class DiffRow:
     """One changed field of one entry, formatted.
 
     Attributes:
-        column: The database column.
+        column: The database column (a many-to-many field: its name).
         label: The field's verbose name (the column name if no field has it).
         old: The value before; None for INSERT entries.
         new: The value after; None for DELETE entries.
         segments: An inline word diff of a long text change (shown instead of
             old and new when not empty).
         note: An explanation, e.g. that the column is no longer on the model.
+        links: The links of a many-to-many field added and removed (shown
+            instead of old and new when not empty), added ones first, each by label.
     """
 
     column: str
@@ -295,6 +312,7 @@ class DiffRow:
     new: DisplayValue | None
     segments: tuple[TextSegment, ...] = ()
     note: str = ""
+    links: tuple[LinkDisplay, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -327,6 +345,26 @@ class FormattedDiff:
         return self.action != Action.DELETE
 
 
+@dataclass(frozen=True)
+class _LinkInfo:
+    """A many-to-many field whose table logs under the model: its table's key columns."""
+
+    link: ThroughLink
+    target: models.ForeignKey[Any, Any]  # the table's foreign key to the related model
+    parent_column: str
+    target_column: str
+
+    @classmethod
+    def of(cls, link: ThroughLink) -> _LinkInfo:
+        opts = link.through._meta
+        target = opts.get_field(link.target_field_name)
+        assert isinstance(target, models.ForeignKey)  # Django makes both columns of the table foreign keys
+        parent = opts.get_field(link.parent_field_name)
+        assert isinstance(parent, models.ForeignKey)
+        parent_column = bare_name(str(parent.column))
+        return cls(link=link, target=target, parent_column=parent_column, target_column=bare_name(str(target.column)))
+
+
 @dataclass
 class _ModelInfo:
     """What the formatter needs to know about one audited model, computed once."""
@@ -336,6 +374,8 @@ class _ModelInfo:
     order: dict[str, int] = field(default_factory=dict)
     masked: frozenset[str] = frozenset()
     excluded: tuple[str, ...] = ()
+    # Its many-to-many tables, by table name (as entries record it).
+    links: dict[str, _LinkInfo] = field(default_factory=dict)
 
 
 # --- formatting ---------------------------------------------------------------
@@ -421,8 +461,14 @@ class DiffFormatter:
                     info.masked = frozenset(resolve_columns(model, audit.mask)[0])
                     excluded = resolve_columns(model, audit.exclude)[0]
                     info.excluded = tuple(self.get_label(column, info.fields.get(column)) for column in excluded)
+                # Also when no longer audited: older entries of the table are still links.
+                info.links = {link.through._meta.db_table: _LinkInfo.of(link) for link in auto_created_links(model)}
             self._models[key] = info
         return self._models[key]
+
+    def is_link(self, entry: BaseLogEntry) -> bool:
+        """Return True if the entry records a link of one of its model's many-to-many fields (its table's row)."""
+        return entry.table_name in self.model_info(entry).links
 
     def get_label(self, column: str, model_field: models.Field[Any, Any] | None) -> str:
         """Return the label of a column: its field's verbose name, else the column name."""
@@ -450,6 +496,12 @@ class DiffFormatter:
             if objects and info.model is not None and entry.content_type_id is not None:
                 logged[(entry.content_type_id, info.model, db)].add(entry.object_id)
             if not related:
+                continue
+            if (link := info.links.get(entry.table_name)) is not None:
+                for link_change in self.link_changes(entry, link) or ():
+                    key = _related_key(link.target, link_change.target)
+                    if key is not None:
+                        wanted[_related_cache_key(link.target, db)].add(key)
                 continue
             for change in compute_diff(entry.action, entry.changes).changes:
                 model_field = info.fields.get(change.column)
@@ -543,9 +595,12 @@ class DiffFormatter:
         """Return the formatted diff of one entry (call :meth:`prefetch` first).
 
         ``changes`` that are no JSON object (or could not be decoded) are
-        shown as stored, with a note.
+        shown as stored, with a note. An entry of a many-to-many table is
+        one row: the field, and the link added or removed.
         """
         info = self.model_info(entry)
+        if entry.table_name in info.links and isinstance(entry.changes, Mapping):
+            return FormattedDiff(action=entry.action, rows=tuple(self.format_links([entry])))
         if entry.changes is not None and not isinstance(entry.changes, Mapping):
             if isinstance(entry.changes, UndecodableJSON):
                 note = _("The recorded changes could not be decoded (too deep, or a number too long); shown as stored.")
@@ -560,6 +615,94 @@ class DiffFormatter:
         rows.sort(key=lambda row: (info.order.get(row.column, len(info.order)), row.column))
         note = _("Some recorded data has an unexpected shape and is shown as stored.") if diff.malformed else ""
         return FormattedDiff(action=entry.action, rows=tuple(rows), not_logged=info.excluded, note=note)
+
+    def format_entries(self, entries: Sequence[BaseLogEntry]) -> FormattedDiff:
+        """Return one diff for an object's own entry and the link entries of its transaction.
+
+        For a History tab row (see :func:`audit_log_admin.links.group_entries`):
+        the own entry's rows, then one row per many-to-many field. Links
+        changed without an own entry are a change of the object.
+
+        Args:
+            entries: At most one entry of the object's own table, and entries
+                of its many-to-many tables.
+
+        Returns:
+            The diff, with the own entry's action (UPDATE without one).
+        """
+        own = [entry for entry in entries if not self.is_link(entry)]
+        links = [entry for entry in entries if self.is_link(entry)]
+        if not own:
+            return FormattedDiff(action=Action.UPDATE, rows=tuple(self.format_links(links)))
+        diff = self.format_entry(own[0])
+        if not links or diff.raw:
+            return diff
+        return replace(diff, rows=(*diff.rows, *self.format_links(links)))
+
+    def link_changes(self, entry: BaseLogEntry, link: _LinkInfo) -> tuple[LinkChange, ...] | None:
+        """Return the links an entry of a many-to-many table added and removed (None: not readable as such)."""
+        return link_changes(
+            entry.action, entry.changes, parent_column=link.parent_column, target_column=link.target_column
+        )
+
+    def format_links(self, entries: Sequence[BaseLogEntry]) -> list[DiffRow]:
+        """Return one row per many-to-many field for entries of its tables: "+ added" and "- removed".
+
+        An entry that does not read as links added or removed (a row moved to
+        another object by raw SQL) gets a row of its own, its columns as stored.
+        """
+        changes: dict[str, list[LinkDisplay]] = {}
+        infos: dict[str, _LinkInfo] = {}
+        odd: list[DiffRow] = []
+        for entry in sorted(entries, key=lambda entry: entry.pk):
+            link = self.model_info(entry).links[entry.table_name]
+            name = link.link.field.name
+            infos[name] = link
+            found = self.link_changes(entry, link)
+            if found is None:
+                note = _("Recorded as stored: the link was not added or removed.")
+                odd.append(
+                    DiffRow(
+                        column=name,
+                        label=self.link_label(link.link),
+                        old=None,
+                        new=self.format_raw(entry.changes),
+                        note=note,
+                    )
+                )
+                continue
+            db = entry._state.db or "default"
+            changes.setdefault(name, []).extend(
+                LinkDisplay(added=change.added, value=self.format_link(link.target, change, db=db)) for change in found
+            )
+        rows = [
+            DiffRow(
+                column=name,
+                label=self.link_label(infos[name].link),
+                old=None,
+                new=None,
+                # Added first, then removed, each by label (one statement adds links in no set order).
+                links=tuple(sorted(items, key=lambda item: (not item.added, item.value.text.casefold()))),
+            )
+            for name, items in changes.items()
+        ]
+        return rows + odd
+
+    def link_label(self, link: ThroughLink) -> str:
+        """Return the label of a many-to-many field: its verbose name."""
+        return str(capfirst(link.field.verbose_name))
+
+    def format_link(self, model_field: models.ForeignKey[Any, Any], change: LinkChange, *, db: str) -> DisplayValue:
+        """Show the related object of a link added or removed, as a foreign key to it is shown.
+
+        Args:
+            model_field: The many-to-many table's foreign key to the related model.
+            change: The link.
+            db: The database the entry was read from.
+        """
+        if change.target is None:
+            return self.format_null(model_field)
+        return self.format_foreign_key(model_field, change.target, db=db)
 
     def format_change(self, change: ColumnChange, info: _ModelInfo, db: str) -> DiffRow:
         """Return the display row of one column change."""
@@ -589,6 +732,14 @@ class DiffFormatter:
         if entry.changes is not None and not isinstance(entry.changes, Mapping):
             return _("(changes are not a JSON object)")
         info = self.model_info(entry)
+        if (link := info.links.get(entry.table_name)) is not None:
+            found = self.link_changes(entry, link) or ()
+            names = {"field": self.link_label(link.link)}
+            if [change.added for change in found] == [True]:
+                return _("%(field)s: link added") % names
+            if [change.added for change in found] == [False]:
+                return _("%(field)s: link removed") % names
+            return _("%(field)s: link changed") % names
         diff = compute_diff(entry.action, entry.changes)
         columns = sorted((c.column for c in diff.changes), key=lambda c: (info.order.get(c, len(info.order)), c))
         labels = [self.get_label(column, info.fields.get(column)) for column in columns]

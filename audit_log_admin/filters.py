@@ -27,13 +27,14 @@ from django.contrib.admin import site as admin_site
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Max, Min, Model, QuerySet
+from django.db.models import Max, Min, Model, Q, QuerySet
 from django.http import QueryDict
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import DateRangeWidget, SuffixedMultiWidget
 
 from audit_log.conf import conf as core_conf
+from audit_log.m2m import auto_created_links
 from audit_log.models import HTTP_REQUEST, MANAGEMENT_COMMAND, Action
 from audit_log.sql import UNKNOWN_CONTEXT_TYPE
 from audit_log.triggers import is_audited, resolve_columns
@@ -155,7 +156,10 @@ class LogEntryFilterSet(django_filters.FilterSet):
     changed = django_filters.CharFilter(
         method="filter_changed",
         label=_("Changed field"),
-        help_text=_("A field or column name, e.g. status. Creations and deletions record every field."),
+        help_text=_(
+            "A field or column name, e.g. status, or a many-to-many field (its links added and removed). "
+            "Creations and deletions record every field."
+        ),
     )
     transaction = IntegerFilter(
         field_name="transaction_id",
@@ -231,7 +235,8 @@ class LogEntryFilterSet(django_filters.FilterSet):
         ``changes`` is keyed by column, so ``customer`` also matches its column
         ``customer_id``, in the selected model or, without one, in any audited
         model. The name itself always matches too: columns no longer on a
-        model are still in the log.
+        model are still in the log. The name of a many-to-many field matches
+        the entries of its table (its links added and removed).
         """
         visibility = self.visibility()
         # Only the user's models: a hidden model's field names must not turn into columns that match.
@@ -241,11 +246,14 @@ class LogEntryFilterSet(django_filters.FilterSet):
             model = ContentType.objects.get_for_id(int(selected)).model_class()
             models = [model] if model is not None else []
         columns = {value}
+        tables: set[str] = set()
         for model in models:
             columns.update(resolve_columns(model, [value])[0])
-        if len(columns) == 1:
-            return queryset.filter(changes__has_key=value)
-        return queryset.filter(changes__has_any_keys=sorted(columns))
+            tables.update(link.through._meta.db_table for link in auto_created_links(model) if link.field.name == value)
+        matches = Q(changes__has_key=value) if len(columns) == 1 else Q(changes__has_any_keys=sorted(columns))
+        if tables:
+            matches |= Q(table_name__in=sorted(tables))
+        return queryset.filter(matches)
 
 
 def bounded_by_id(queryset: QuerySet[Any], **lookups: Any) -> QuerySet[Any]:

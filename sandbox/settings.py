@@ -31,7 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    # The products' ArrayField: Django 6 checks for it (postgres.E005).
+    # The first shop migration has an ArrayField (products' tags before they became a table).
     "django.contrib.postgres",
     "audit_log",
     "django_filters",

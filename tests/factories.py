@@ -75,3 +75,21 @@ class SecretFactory(factory.django.DjangoModelFactory):
         model = models.Secret
 
     codeword = factory.Sequence(lambda n: f"codeword {n}")
+
+
+class TagFactory(factory.django.DjangoModelFactory):
+    """A link target that is not audited itself."""
+
+    class Meta:
+        model = models.Tag
+
+    name = factory.Sequence(lambda n: f"tag-{n}")
+
+
+class ArticleFactory(factory.django.DjangoModelFactory):
+    """An audited model with many-to-many fields (``tags`` logged, ``readers`` left out)."""
+
+    class Meta:
+        model = models.Article
+
+    title = factory.Sequence(lambda n: f"Article {n}")

@@ -24,7 +24,15 @@ from django.test import override_settings
 
 from audit_log.loading import get_log_entry_model
 
-SHOP_TABLES = ("shop_customer", "shop_product", "shop_order", "shop_orderline", "shop_shipment")
+SHOP_TABLES = (
+    "shop_customer",
+    "shop_tag",
+    "shop_product",
+    "shop_product_tags",  # a product's tags: logged under the product
+    "shop_order",
+    "shop_orderline",
+    "shop_shipment",
+)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +156,6 @@ def test_seed_demo_changes_every_kind_of_value(shop_entries):
     assert {
         "description",  # long text (a word diff)
         "attributes",  # JSON
-        "tags",  # array
         "is_featured",  # boolean
         "price",  # decimal
         "stock",  # integer
@@ -163,6 +170,38 @@ def test_seed_demo_changes_every_kind_of_value(shop_entries):
     } <= changed
     [shipment] = shop_entries(table_name="shop_shipment", action="INSERT")
     assert len(shipment.object_id) == 36  # a UUID primary key
+
+
+def test_seed_demo_logs_tag_changes_under_the_product_and_its_history_shows_them(shop_entries, client):
+    from sandbox.shop.models import Product
+
+    coffee = Product.objects.get(sku="COF-ETH-250")
+    links = [entry for entry in shop_entries(table_name="shop_product_tags") if entry.object_id == str(coffee.pk)]
+    assert [(entry.action, entry.context_type) for entry in links] == [
+        ("INSERT", "management-command"),  # the import: single-origin, light-roast
+        ("INSERT", "management-command"),
+        ("DELETE", "http-request"),  # alice's edit: light-roast out, bestseller in
+        ("INSERT", "http-request"),
+    ]
+    assert {entry.content_type.model for entry in links} == {"product"}
+    [edit] = shop_entries(
+        table_name="shop_product", object_id=str(coffee.pk), action="UPDATE", changes__has_key="description"
+    )
+    assert {entry.transaction_id for entry in links[2:]} == {edit.transaction_id}
+
+    client.force_login(get_user_model().objects.get(username="admin"))
+    response = client.get(f"/admin/shop/product/{coffee.pk}/history/")
+    alices = next(item for item in response.context["entries"] if item.entry.pk == edit.pk)
+    [tags] = [row for row in alices.diff.rows if row.links]
+    assert (tags.label, [(link.added, link.value.text) for link in tags.links]) == (
+        "Tags",
+        [(True, "bestseller"), (False, "light-roast")],
+    )
+    imported = response.context["entries"][-1]
+    assert imported.action == "INSERT"
+    assert [[link.value.text for link in row.links] for row in imported.diff.rows if row.links] == [
+        ["light-roast", "single-origin"]
+    ]
 
 
 def test_seed_demo_logs_the_reprice_command_as_one_statement(shop_entries):

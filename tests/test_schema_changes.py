@@ -245,7 +245,7 @@ class AuditsThroughTables(DatabaseSchemaEditor):
         return super().audit_options(model)
 
 
-def test_renaming_a_model_renames_its_audited_many_to_many_table_and_logs_the_new_through_model(migrator):
+def test_renaming_a_model_renames_its_audited_many_to_many_table_and_logs_under_the_new_model(migrator):
     migrator.editor_class = AuditsThroughTables
     migrator.forwards(
         migrations.CreateModel("Stable", [("id", models.AutoField(primary_key=True))]),
@@ -258,11 +258,12 @@ def test_renaming_a_model_renames_its_audited_many_to_many_table_and_logs_the_ne
     run("INSERT INTO schematest_stable DEFAULT VALUES")
     run("INSERT INTO schematest_horse DEFAULT VALUES")
     run("INSERT INTO schematest_horse_stables (horse_id, stable_id) VALUES (1, 1)")
-    [[model]] = run(
-        "SELECT ct.model FROM testapp_auditlogentry e JOIN django_content_type ct ON ct.id = e.content_type_id "
-        "WHERE e.table_name = 'schematest_horse_stables'"
+    # A many-to-many table's rows are logged under the model declaring the field, by their key to it.
+    [[model, object_id]] = run(
+        "SELECT ct.model, e.object_id FROM testapp_auditlogentry e "
+        "JOIN django_content_type ct ON ct.id = e.content_type_id WHERE e.table_name = 'schematest_horse_stables'"
     )
-    assert model == "horse_stables"
+    assert (model, object_id) == ("horse", "1")
 
 
 def test_renaming_a_model_that_keeps_its_table_replaces_only_the_function(migrator):

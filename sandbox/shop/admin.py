@@ -7,7 +7,7 @@ from django.utils.crypto import get_random_string
 
 from audit_log_admin.admin import AuditLogHistoryMixin
 
-from .models import Customer, Order, OrderLine, Product, Shipment
+from .models import Customer, Order, OrderLine, Product, Shipment, Tag
 
 
 @admin.register(Customer)
@@ -64,12 +64,19 @@ class OrderAdmin(AuditLogHistoryMixin, admin.ModelAdmin):
         self.message_user(request, f"Marked {count} order(s) as shipped.", level)
 
 
+@admin.register(Tag)
+class TagAdmin(AuditLogHistoryMixin, admin.ModelAdmin):
+    list_display = ("name",)
+    search_fields = ("name",)
+
+
 @admin.register(Product)
 class ProductAdmin(AuditLogHistoryMixin, admin.ModelAdmin):
     list_display = ("sku", "name", "category", "status", "price", "stock", "is_featured")
     list_editable = ("price", "stock")
-    list_filter = ("category", "status", "is_featured")
+    list_filter = ("category", "status", "is_featured", "tags")
     search_fields = ("sku", "name")
+    filter_horizontal = ("tags",)
 
 
 @admin.register(OrderLine)

@@ -4,7 +4,6 @@ import uuid
 from decimal import Decimal
 
 from django.contrib.auth.hashers import make_password
-from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import DecimalField, ExpressionWrapper, F, Sum
 from django.utils import timezone
@@ -37,6 +36,18 @@ class Customer(AuditLoggedModel):
         self.password = make_password(raw_password)
 
 
+class Tag(AuditLoggedModel):
+    """What products are filed under. Linking a tag to a product is logged under the product."""
+
+    name = models.SlugField(max_length=30, unique=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Product(AuditLoggedModel):
     class Category(models.TextChoices):
         COFFEE = "coffee", "Coffee"
@@ -58,7 +69,9 @@ class Product(AuditLoggedModel):
     stock = models.PositiveIntegerField(default=0)
     is_featured = models.BooleanField("featured", default=False)
     attributes = models.JSONField(default=dict, blank=True, help_text="Origin, roast, material, capacity ...")
-    tags = ArrayField(models.CharField(max_length=30), default=list, blank=True)
+    # Its auto-created table (shop_product_tags) is audited with the product: adding or removing a tag is
+    # logged under the product, and its History tab shows the tags added and removed with each save.
+    tags = models.ManyToManyField(Tag, blank=True, related_name="products")
     description = models.TextField(blank=True)
 
     class Meta:

@@ -192,7 +192,7 @@ class Generator:
                 cursor.execute(
                     f"""
                     INSERT INTO {table(Product)}
-                        (sku, name, category, status, price, stock, is_featured, attributes, tags, description)
+                        (sku, name, category, status, price, stock, is_featured, attributes, description)
                     SELECT 'GEN-' || lpad((%(offset)s + g)::text, 7, '0'),
                            (ARRAY['Ethiopia', 'Kenya', 'Colombia', 'Brazil', 'Guatemala', 'Peru', 'Rwanda',
                                   'Sumatra'])[1 + g %% 8] || ' lot ' || (%(offset)s + g),
@@ -203,7 +203,6 @@ class Generator:
                            g %% 50 = 0,
                            jsonb_build_object('origin', (ARRAY['Ethiopia', 'Kenya', 'Colombia', 'Brazil'])[1 + g %% 4],
                                               'lot', %(offset)s + g),
-                           ARRAY['generated'],
                            'Generated product for trying the admin at scale.'
                     FROM generate_series(%(first)s, %(last)s) AS g
                     """,

@@ -45,6 +45,16 @@ class SecretAdmin(AuditLogHistoryMixin, admin.ModelAdmin):
     """Staff without its view permission must not see its entries in the log either."""
 
 
+@admin.register(models.Article)
+class ArticleAdmin(AuditLogHistoryMixin, admin.ModelAdmin):
+    list_display = ("title",)
+
+
+@admin.register(models.Tag)
+class TagAdmin(admin.ModelAdmin):
+    search_fields = ("name",)
+
+
 @admin.register(models.NotAudited)
 class NotAuditedAdmin(admin.ModelAdmin):
     """Left without the mixin: its history stays Django's."""

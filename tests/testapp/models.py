@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
@@ -95,6 +96,29 @@ class Awkward(AuditLoggedModel):
     data = models.JSONField(null=True)
     text = models.TextField(blank=True)
     ratio = models.FloatField(null=True)
+
+
+class Tag(models.Model):
+    """What articles are tagged with; not audited itself (a link's target need not be)."""
+
+    name = models.CharField(max_length=50, unique=True)
+
+    def __str__(self):
+        return self.name
+
+
+class Article(AuditLoggedModel):
+    """Many-to-many fields: links logged under the article, a self-referential one, and one left out."""
+
+    title = models.CharField(max_length=100)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="articles")
+    related = models.ManyToManyField("self", blank=True)
+    readers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+
+    audit_logs = AuditLogsField(m2m_exclude=["readers"])
+
+    def __str__(self):
+        return self.title
 
 
 class SpecialInvoice(Invoice):

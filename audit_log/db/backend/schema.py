@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.backends.postgresql import schema
 from django.db.models import Field, Model
 
-from ... import guard, sql, triggers
+from ... import guard, m2m, sql, triggers
 from ...conf import conf
 from ...fields import AuditLogsField
 
@@ -25,7 +25,8 @@ class AuditLogSchemaEditorMixin(_EditorBase):
     a table is created and dropped before it is deleted; whenever the columns
     of an audited table change, or its name, or the log table's, the trigger
     function is regenerated. An ``AuditLogsField`` being added or removed turns
-    auditing on or off for the table.
+    auditing on or off for the table, and for the auto-created tables of the
+    model's many-to-many fields (changing its ``m2m_exclude`` for those named).
     """
 
     # --- which tables -----------------------------------------------------
@@ -33,10 +34,19 @@ class AuditLogSchemaEditorMixin(_EditorBase):
     def audit_options(self, model: type[Model]) -> AuditLogsField | None:
         """Return the ``AuditLogsField`` whose options audit ``model``'s table, or None if it is not audited.
 
+        The auto-created table of a many-to-many field is audited with the
+        options of the model declaring the field (as this method gives them),
+        unless they name the field in ``m2m_exclude``.
+
         Override it to audit more (``tests/django_suite`` audits every table
         Django's own test suite creates this way).
         """
-        return triggers.audit_field(model) if triggers.has_table(model) else None
+        if not triggers.has_table(model):
+            return None
+        link = m2m.through_link(model)
+        if link is not None:
+            return m2m.link_audit(link, self.audit_options(link.parent))
+        return triggers.audit_field(model)
 
     # --- tables ---------------------------------------------------------
 
@@ -80,11 +90,12 @@ class AuditLogSchemaEditorMixin(_EditorBase):
     def _alter_many_to_many(
         self, model: type[Model], old_field: Field[Any, Any], new_field: Field[Any, Any], strict: bool
     ) -> None:
-        """Repoint a many-to-many field; its table's function then logs the new through model."""
+        """Repoint a many-to-many field (or follow a renamed model); its table's function then follows the new field."""
         super()._alter_many_to_many(model, old_field, new_field, strict)  # type: ignore[misc]  # private in the stubs
         # Django renamed the table with the old through model (see
-        # alter_db_table), whose content type is the old one. (A private hook
-        # of Django's schema editor, unchanged since Django 1.7.)
+        # alter_db_table), and then its columns: the function names the old
+        # model's content type and key column. (A private hook of Django's
+        # schema editor, unchanged since Django 1.7; RenameModel calls it too.)
         through = getattr(new_field.remote_field, "through", None)
         if isinstance(through, type) and (audit := self.audit_options(through)):
             triggers.install_function(self, through, audit=audit)
@@ -92,23 +103,29 @@ class AuditLogSchemaEditorMixin(_EditorBase):
     # --- columns --------------------------------------------------------
 
     def add_field(self, model: type[Model], field: Field[Any, Any]) -> None:
-        """Add a column (or turn auditing on, for an ``AuditLogsField``) and refresh triggers."""
+        """Add a column (or turn auditing on, for an ``AuditLogsField``) and refresh triggers.
+
+        A many-to-many field's table is created by ``create_model``, which
+        installs its triggers when the model is audited.
+        """
         # ``model`` is the state before the change: it lacks ``field``.
         self._open_log_for(model)
         super().add_field(model, field)
         if isinstance(field, AuditLogsField):
-            for audited in self._with_descendants(model):
-                triggers.install(self, audited, audit=field)
+            self._audit_family(model, old=None, new=field)
         elif field.column and (audit := self.audit_options(model)):
             triggers.refresh(self, model, fields=[*model._meta.local_concrete_fields, field], audit=audit)
         if field.column and self._is_log_model(model):
             self._refresh_audited(model, entry_columns=self._columns(model) | {self._column(field)})
 
     def remove_field(self, model: type[Model], field: Field[Any, Any]) -> None:
-        """Remove a column (or turn auditing off, for an ``AuditLogsField``) and refresh triggers."""
+        """Remove a column (or turn auditing off, for an ``AuditLogsField``) and refresh triggers.
+
+        A many-to-many field's table is dropped by ``delete_model``, which
+        removes its triggers first.
+        """
         if isinstance(field, AuditLogsField):
-            for audited in self._with_descendants(model):
-                triggers.uninstall(self, audited._meta.db_table)
+            self._audit_family(model, old=field, new=None)
         self._open_log_for(model)
         super().remove_field(model, field)
         if not isinstance(field, AuditLogsField) and field.column and (audit := self.audit_options(model)):
@@ -123,13 +140,12 @@ class AuditLogSchemaEditorMixin(_EditorBase):
         """Alter a column (or the audit options) and refresh triggers."""
         self._open_log_for(model)
         super().alter_field(model, old_field, new_field, strict)
-        old_audit, new_audit = isinstance(old_field, AuditLogsField), isinstance(new_field, AuditLogsField)
-        if old_audit or new_audit:
-            for audited in self._with_descendants(model):
-                if new_audit:
-                    triggers.install(self, audited, audit=new_field)
-                else:
-                    triggers.uninstall(self, audited._meta.db_table)
+        if isinstance(old_field, AuditLogsField) or isinstance(new_field, AuditLogsField):
+            self._audit_family(
+                model,
+                old=old_field if isinstance(old_field, AuditLogsField) else None,
+                new=new_field if isinstance(new_field, AuditLogsField) else None,
+            )
             return
         # The trigger depends only on a column's name and type: changes to
         # choices, defaults or help texts (AlterField as well) need no new one,
@@ -163,6 +179,28 @@ class AuditLogSchemaEditorMixin(_EditorBase):
     def _is_log_model(model: type[Model]) -> bool:
         return model._meta.label_lower == conf.entry_model.lower()
 
+    def _audit_family(self, model: type[Model], *, old: AuditLogsField | None, new: AuditLogsField | None) -> None:
+        """Apply a change of ``model``'s ``AuditLogsField`` (added, removed or altered) to its tables.
+
+        The tables of ``model``, its multi-table-inheritance children and their
+        auto-created many-to-many tables get triggers for the new options
+        (``new``; None: the field is removed), or lose them. A many-to-many
+        table's triggers are removed only if the old options (``old``) audited
+        it, so an unaudited table gets no statements.
+        """
+        for audited in self._with_descendants(model):
+            if new is not None:
+                triggers.install(self, audited, audit=new)
+            else:
+                triggers.uninstall(self, audited._meta.db_table)
+            for link in m2m.auto_created_links(audited):
+                if not triggers.has_table(link.through):
+                    continue
+                if m2m.link_audit(link, new) is not None:
+                    triggers.install(self, link.through, audit=new)
+                elif m2m.link_audit(link, old) is not None:
+                    triggers.uninstall(self, link.through._meta.db_table)
+
     @staticmethod
     def _with_descendants(model: type[Model]) -> list[type[Model]]:
         """``model`` and its multi-table-inheritance children: they share its audit options."""
@@ -193,7 +231,7 @@ class AuditLogSchemaEditorMixin(_EditorBase):
         as ``log_model``, so they match the tables as they are at this point of
         the migration.
         """
-        for model in log_model._meta.apps.get_models():
+        for model in log_model._meta.apps.get_models(include_auto_created=True):
             if (audit := self.audit_options(model)) and not self._is_log_model(model):
                 triggers.install(self, model, entry_columns=entry_columns, audit=audit)
         guard.install(self, log_model, entry_columns=entry_columns, table=table)

@@ -147,6 +147,12 @@ class AuditLogHistoryMixin(_ModelAdminBase):
     object_history_template = "audit_log_admin/object_history.html"
     audit_log_history_per_page = 50
 
+    def get_urls(self) -> list[Any]:
+        """Add the time-travel and recover pages before the ``ModelAdmin``'s own (its catch-all comes last)."""
+        from .views import recover, time_travel  # they import this module's helpers
+
+        return [*time_travel.urls(self), *recover.urls(self), *super().get_urls()]
+
     def get_audit_log_queryset(self, request: HttpRequest, obj: Model) -> QuerySet[Any]:
         """Return the object's log entries (any order; the page orders by id).
 

@@ -6,7 +6,8 @@ and ``Model.audit_state(pk, at=when)``), :func:`state_before` and
 return an :class:`AuditState`: the raw logged values by column, what cannot be
 rebuilt and why, the many-to-many sets, and an unsaved model instance built
 from the values as ``Model.from_db`` builds one. Writing (``revert`` and
-``restore``) lives in ``audit_log.history_write`` and is re-exported here.
+``restore``, and ``plan_revert``, which tells what a revert would write) lives in
+``audit_log.history_write`` and is re-exported here.
 
 How a state is rebuilt (one query, ``history_sql.fold``): the entries of the
 object's own table are folded inside PostgreSQL. The newest INSERT at or
@@ -41,7 +42,7 @@ from .loading import get_log_entry_model
 from .models import exact_json_decoder
 
 if TYPE_CHECKING:
-    from .history_write import RESTORE, REVERT, Reverted, restore, revert
+    from .history_write import RESTORE, REVERT, Difference, Reverted, plan_revert, restore, revert
     from .models import BaseLogEntry
 
 __all__ = [
@@ -52,9 +53,11 @@ __all__ = [
     "RESTORE",
     "REVERT",
     "AuditState",
+    "Difference",
     "HistoryError",
     "RevertConflict",
     "Reverted",
+    "plan_revert",
     "restore",
     "revert",
     "state_after",
@@ -62,7 +65,7 @@ __all__ = [
     "state_before",
     "state_of",
 ]
-_WRITERS = frozenset({"RESTORE", "REVERT", "Reverted", "restore", "revert"})
+_WRITERS = frozenset({"RESTORE", "REVERT", "Difference", "Reverted", "plan_revert", "restore", "revert"})
 
 
 def __getattr__(name: str) -> Any:

@@ -187,7 +187,7 @@ ORDER BY a.attnum
 """
 
 
-def compare_row(table: str, pk: str, columns: Sequence[tuple[str, bool]]) -> str:
+def compare_row(table: str, pk: str, columns: Sequence[tuple[str, bool]], *, lock: bool = True) -> str:
     """Return the query that locks one row and tells which columns differ from logged values.
 
     One row (none if the key is not there): ``true``, then one boolean per
@@ -198,16 +198,20 @@ def compare_row(table: str, pk: str, columns: Sequence[tuple[str, bool]]) -> str
         table: The table.
         pk: Its key column.
         columns: ``(column, comparable)`` pairs.
+        lock: Lock the row (``FOR UPDATE``), to write it next. Without, the
+            row's values in the log's form (``to_jsonb``, as text) come last,
+            for showing what would change.
     """
     qtable = quote_name(table)
     tests = []
     for column, comparable in columns:
         old, new = f"t.{quote_ident(column)}", f"r.{quote_ident(column)}"
         tests.append(f"{old} IS DISTINCT FROM {new}" if comparable else f"{old}::text IS DISTINCT FROM {new}::text")
+    selected = ["true", *tests] if lock else ["true", *tests, "to_jsonb(t)::text"]
     return (
-        f"SELECT {', '.join(['true', *tests])} "
+        f"SELECT {', '.join(selected)} "
         f"FROM {qtable} AS t, jsonb_populate_record(NULL::{qtable}, %s::jsonb) AS r "
-        f"WHERE t.{quote_ident(pk)} = %s FOR UPDATE OF t"
+        f"WHERE t.{quote_ident(pk)} = %s" + (" FOR UPDATE OF t" if lock else "")
     )
 
 

@@ -31,6 +31,7 @@ from django.db.models import ForeignKey, Model, QuerySet
 
 from . import history, history_sql, sql, triggers
 from .context import audit_context
+from .history_compare import Difference, compare, first_line, link_differences, row_difference
 from .loading import get_log_entry_model
 
 if TYPE_CHECKING:
@@ -92,14 +93,6 @@ class Reverted:
         return entries.filter(context_id=self.context_id).order_by("id")
 
 
-@dataclass(frozen=True)
-class _Column:
-    not_null: bool
-    has_default: bool
-    generated: bool
-    comparable: bool
-
-
 def revert(
     target: BaseLogEntry | datetime.datetime,
     *,
@@ -139,6 +132,43 @@ def revert(
         HistoryError: If the entry is not the object's, or the model is not supported.
         TypeError: If a moment comes without the object.
     """
+    state, key, details = _revert_state(target, obj=obj, model=model, pk=pk, using=using)
+    return _write(state, key, REVERT, details, performed_by=performed_by, context=context, insert_only=False)
+
+
+def plan_revert(
+    target: BaseLogEntry | datetime.datetime,
+    *,
+    obj: Model | None = None,
+    model: type[Model] | None = None,
+    pk: Any = None,
+    using: str | None = None,
+) -> Difference:
+    """Tell what :func:`revert` with the same arguments would write, without writing anything.
+
+    For a confirmation page: the columns and links the revert would change,
+    with the row's current values, and what it would keep or skip. Reads
+    only (no lock is taken).
+
+    Raises:
+        RevertConflict: As :func:`revert` would for a state that cannot be
+            rebuilt (``"absent"``), or a logged value the column no longer takes.
+        HistoryError: As :func:`revert`.
+        TypeError: As :func:`revert`.
+    """
+    state, key, _ = _revert_state(target, obj=obj, model=model, pk=pk, using=using)
+    return compare(state, key=key)
+
+
+def _revert_state(
+    target: BaseLogEntry | datetime.datetime,
+    *,
+    obj: Model | None,
+    model: type[Model] | None,
+    pk: Any,
+    using: str | None,
+) -> tuple[history.AuditState, str, dict[str, Any]]:
+    """Return the state :func:`revert` writes back, the object's key, and the context's details."""
     if isinstance(target, datetime.datetime):
         if obj is not None:
             model, pk, using = type(obj), obj.pk, using or obj._state.db
@@ -190,7 +220,7 @@ def revert(
     if found is None:
         name = f"{model._meta.label} {pk if pk is not None else key}"
         raise RevertConflict("absent", f"{name} did not exist {moment}: nothing to go back to.")
-    return _write(found[0], key, REVERT, details, performed_by=performed_by, context=context, insert_only=False)
+    return found[0], key, details
 
 
 def restore(
@@ -276,7 +306,7 @@ def _write(
     except IntegrityError as error:
         raise _conflict(error, label) from error
     except DataError as error:
-        message = f"{label}: a logged value no longer fits its column: {_first_line(error)}"
+        message = f"{label}: a logged value no longer fits its column: {first_line(error)}"
         raise RevertConflict("type", message) from error
     return Reverted(
         model=state.model,
@@ -296,14 +326,6 @@ def _write(
     )
 
 
-def _table_columns(cursor: CursorWrapper, table: str) -> dict[str, _Column]:
-    cursor.execute(history_sql.TABLE_COLUMNS, [sql.quote_name(table)])
-    return {
-        name: _Column(not_null, has_default, generated, triggers._is_comparable(sql_type))
-        for name, not_null, has_default, generated, sql_type in cursor.fetchall()
-    }
-
-
 def _write_row(
     cursor: CursorWrapper, model: type[Model], state: history.AuditState, key: str, label: str, *, insert_only: bool
 ) -> dict[str, Any]:
@@ -311,18 +333,12 @@ def _write_row(
     pk_field = model._meta.pk
     assert pk_field is not None
     connection = cursor.db
-    columns = _table_columns(cursor, table)
-    logged = [c for c in state.values if c in columns and not columns[c].generated and c not in state.unknown_columns]
-    skipped = tuple(sorted(c for c in state.values if c not in columns))
+    columns, logged, skipped, found = row_difference(cursor, model, state, key, lock=True)
     key_value = pk_field.get_db_prep_value(pk_field.to_python(key), connection)
-    cursor.execute(
-        history_sql.compare_row(table, pk, [(c, columns[c].comparable) for c in logged]), [state.values_json, key_value]
-    )
-    row = cursor.fetchone()
-    if row is not None:
+    if found is not None:
         if insert_only:
             raise RevertConflict("exists", f"{label} exists: its key has been taken again since it was deleted.")
-        changed = tuple(c for c, differs in zip(logged, row[1:], strict=True) if differs)
+        changed = tuple(found)
         _check_foreign_keys(cursor, model, state, changed, label)
         if changed:
             cursor.execute(history_sql.update_row(table, pk, changed), [state.values_json, key_value])
@@ -409,18 +425,10 @@ def _write_links(
     cursor: CursorWrapper, model: type[Model], state: history.AuditState, live: Model, key: str
 ) -> tuple[dict[str, frozenset[Any]], dict[str, frozenset[Any]]]:
     """Bring the many-to-many sets back: undo the link changes logged since the state's moment."""
-    found = [link for link in history.links(model) if link.field.name in state.m2m]
-    if not found:
-        return {}, {}
-    reader = history._Reader(model, state.using, "through", history_sql.MAX_ID)
-    life = reader.life(key)
-    now = reader.link_sets(life, found, None) if life is not None else {}
     added: dict[str, frozenset[Any]] = {}
     removed: dict[str, frozenset[Any]] = {}
-    for link in found:
+    for link, to_add, to_remove in link_differences(model, state, key):
         name = link.field.name
-        current = now.get(name, frozenset())
-        to_add, to_remove = state.m2m[name] - current, current - state.m2m[name]
         target = link.target_model
         target_pk = target._meta.pk
         assert target_pk is not None
@@ -447,10 +455,6 @@ def _write_links(
     return added, removed
 
 
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
 def _conflict(error: IntegrityError, label: str) -> RevertConflict:
     cause = error.__cause__
     state = getattr(cause, "pgcode", None) or getattr(cause, "sqlstate", None)
@@ -458,5 +462,5 @@ def _conflict(error: IntegrityError, label: str) -> RevertConflict:
     column = getattr(diag, "column_name", None)
     detail = getattr(diag, "message_detail", None)
     kind = _SQLSTATES.get(str(state), "integrity")
-    message = f"{label} cannot be written back: {_first_line(error)}" + (f" ({detail})" if detail else "")
+    message = f"{label} cannot be written back: {first_line(error)}" + (f" ({detail})" if detail else "")
     return RevertConflict(kind, message, (column,) if column else ())

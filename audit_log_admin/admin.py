@@ -50,6 +50,7 @@ from .limits import LogQueryTimeout, bound_search, drop_invalid_dates, report_ti
 from .links import group_entries
 from .pagination import EstimatedCountPaginator, KeysetPage, capped_count, keyset_page
 from .permissions import log_visibility
+from .views.time_travel_display import HistoryLinks, entry_actions
 
 if TYPE_CHECKING:
     _ModelAdminBase = admin.ModelAdmin[Any]
@@ -73,6 +74,8 @@ class EntryDisplay:
         summary: A short summary of the changed fields.
         links: Entries of the object's many-to-many tables shown with
             ``entry`` (a History tab row: see ``audit_log_admin.links``).
+        as_of_url: The row's "View as of here" page, or "".
+        revert_url: The row's "Revert to before this change" page, or "".
     """
 
     entry: BaseLogEntry
@@ -84,6 +87,8 @@ class EntryDisplay:
     model: str = ""
     summary: str = ""
     links: tuple[BaseLogEntry, ...] = ()
+    as_of_url: str = ""
+    revert_url: str = ""
 
     @property
     def action(self) -> str:
@@ -153,6 +158,18 @@ class AuditLogHistoryMixin(_ModelAdminBase):
 
         return [*time_travel.urls(self), *recover.urls(self), *super().get_urls()]
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """Add "Recover deleted ..." to the object tools, for users who may view the model.
+
+        The link needs ``audit_log_admin/change_list.html``, used only when
+        the ``ModelAdmin`` names no ``change_list_template`` of its own (see
+        :func:`audit_log_admin.views.recover.changelist_template`).
+        """
+        from .views import recover  # it imports this module's helpers
+
+        context = {**recover.changelist_context(self, request), **(extra_context or {})}
+        return recover.changelist_template(self, super().changelist_view(request, context))
+
     def get_audit_log_queryset(self, request: HttpRequest, obj: Model) -> QuerySet[Any]:
         """Return the object's log entries (any order; the page orders by id).
 
@@ -198,6 +215,7 @@ class AuditLogHistoryMixin(_ModelAdminBase):
             count, page = 0, KeysetPage()
         formatter = self.get_audit_log_formatter(request)
         formatter.prefetch(page.items)
+        travel = HistoryLinks.for_page(self, request, obj)  # permissions checked once per page
         # A save and the many-to-many links it changed in the same transaction read as one change.
         displays = [
             EntryDisplay(
@@ -207,6 +225,8 @@ class AuditLogHistoryMixin(_ModelAdminBase):
                 context=formatter.format_context(group.entry),
                 url=entry_url(request, self.admin_site, group.entry),
                 links=tuple(link for link in group.links if link is not group.entry),
+                as_of_url=travel.as_of_url(group),
+                revert_url=travel.revert_url(group),
             )
             for group in group_entries(page.items, formatter.is_link)
         ]
@@ -351,6 +371,8 @@ class EntryDetail:
         more_in_transaction: True if the transaction has more entries than listed.
         context_note: Why the context is shown as stored, if it is.
         transaction_note: Why the other entries of the transaction are not listed, if they are not.
+        actions: ``(label, url, css class)`` of the buttons the user may use: "View as of here",
+            "Revert to before this change", "Restore" (see ``views.time_travel_display.entry_actions``).
     """
 
     display: EntryDisplay
@@ -361,6 +383,7 @@ class EntryDetail:
     more_in_transaction: bool = False
     context_note: str = ""
     transaction_note: str = ""
+    actions: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime (not subscriptable)
@@ -569,6 +592,7 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
         )
         context_json, context_note = formatter.format_context_json(entry)
         detail = EntryDetail(display=display, context_json=context_json, context_note=context_note)
+        detail.actions = entry_actions(self.admin_site, request, entry, formatter)
         base_fields = {f.name for f in BaseLogEntry._meta.get_fields()}
         for model_field in type(entry)._meta.concrete_fields:
             if model_field.name not in base_fields:

@@ -34,6 +34,7 @@ from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import DateRangeWidget, SuffixedMultiWidget
 
 from audit_log.conf import conf as core_conf
+from audit_log.history_write import RESTORE, REVERT
 from audit_log.m2m import auto_created_links
 from audit_log.models import HTTP_REQUEST, MANAGEMENT_COMMAND, Action
 from audit_log.sql import UNKNOWN_CONTEXT_TYPE
@@ -71,7 +72,9 @@ def audited_content_type_choices() -> list[tuple[str, str]]:
 
 def known_context_types() -> list[str]:
     """Return the context types worth suggesting: the built-in ones and ``AUDIT_LOG_CONTEXT_TYPE_CHOICES``."""
-    return sorted({HTTP_REQUEST, MANAGEMENT_COMMAND, UNKNOWN_CONTEXT_TYPE, *core_conf.context_type_choices})
+    return sorted(
+        {HTTP_REQUEST, MANAGEMENT_COMMAND, UNKNOWN_CONTEXT_TYPE, REVERT, RESTORE, *core_conf.context_type_choices}
+    )
 
 
 class FilterForm(forms.Form):

@@ -1,9 +1,14 @@
+import os
+import re
+from urllib.parse import urlencode
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
 from audit_log.context import audit_context
+from tests.browser import ARTIFACTS, CHROMIUM_ARGS, MISSING, chromium
 from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 from tests.testapp.models import AuditLogEntry
 
@@ -108,3 +113,55 @@ def latest_entry(db):
         return AuditLogEntry.objects.filter(**filters).order_by("-id").first()
 
     return latest
+
+
+# --- the browser tests' fixtures (Chromium through Playwright) ---------------------------------------
+
+PASSWORD = "secret"  # a throwaway test user's
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = chromium()
+    if path is None:
+        pytest.skip(MISSING)
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    # between page actions are still plain synchronous code.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+            yield launched
+            launched.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def logged_in(browser, live_server):
+    """Open a page logged in as a superuser; returns ``open(path, **context_options)``."""
+    UserFactory(username="root", password=PASSWORD, is_staff=True, is_superuser=True)
+    contexts = []
+
+    def open_page(path, **options):
+        context = browser.new_context(viewport=options.pop("viewport", {"width": 1280, "height": 900}), **options)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{live_server.url}/admin/login/?{urlencode({'next': path})}")
+        page.fill("#id_username", "root")
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_url(re.compile(re.escape(path.split("?")[0])))
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

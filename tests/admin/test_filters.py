@@ -100,7 +100,14 @@ def test_audited_content_type_choices_list_audited_models_only(db):
 
 
 def test_known_context_types_include_the_configured_labels():
-    assert known_context_types() == ["celery-task", "http-request", "management-command", "unknown"]
+    assert known_context_types() == [
+        "celery-task",
+        "http-request",
+        "management-command",
+        "restore",
+        "revert",
+        "unknown",
+    ]
 
 
 def test_log_entry_admin_uses_one_bridge(rf):

@@ -163,7 +163,7 @@ def launcher_env(tmp_path):
 
 
 @pytest.mark.browser
-def test_sandbox_demo_edit_shows_in_history(launcher_env):
+def test_sandbox_demo_walkthrough(launcher_env):
     path = chromium()
     if path is None:
         pytest.skip(MISSING)
@@ -212,6 +212,42 @@ def test_sandbox_demo_edit_shows_in_history(launcher_env):
                 assert "alice" in history
                 assert "reprice" in history
                 assert "seed_demo" in history
+
+                # The walkthrough's "View as of here": the coffee right after alice's first edit.
+                alices = page.locator("tr.audit-log-entry", has_text="altitude_m")
+                alices.locator("a.audit-log-as-of").click()
+                assert page.input_value(".audit-log-travel-state #id_price") == "15.90"  # read-only, as it was
+                assert page.input_value(".audit-log-travel-state #id_sku") == "COF-ETH-250"
+                page.screenshot(path=ARTIFACTS / "sandbox-4-as-of.png", full_page=True)
+
+                # The walkthrough's revert: the Guatemala's price back to before the reprice command.
+                page.goto(url + "shop/product/?q=COF-GUA-250")
+                page.click("#result_list a:text('COF-GUA-250')")
+                page.click("a.historylink")
+                reprice = page.locator("tr.audit-log-entry").first
+                assert "reprice" in reprice.inner_text()
+                reprice.locator("a.audit-log-revert").click()
+                page.screenshot(path=ARTIFACTS / "sandbox-5-revert.png", full_page=True)
+                page.click("input[name=_revert]")
+                page.wait_for_selector("ul.messagelist li.success")
+                assert "was reverted" in page.locator("ul.messagelist").inner_text()
+                page.goto(url + "shop/product/?q=COF-GUA-250")
+                page.click("#result_list a:text('COF-GUA-250')")
+                assert page.input_value("#id_price") == "15.50"
+
+                # The walkthrough's restore: the decaf alice deleted yesterday.
+                page.goto(url + "shop/product/")
+                page.click("a:text('Recover deleted products')")
+                row = page.locator("tr", has_text="Decaf Colombia 250 g (COF-COL-DEC)")
+                assert "alice" in row.inner_text()
+                row.locator("a:text('Preview and restore')").click()
+                assert page.input_value("#id_sku") == "COF-COL-DEC"
+                page.screenshot(path=ARTIFACTS / "sandbox-6-recover-preview.png", full_page=True)
+                page.click("input[name=_restore]")
+                page.wait_for_selector("ul.messagelist li.success")
+                assert "was restored" in page.locator("ul.messagelist").inner_text()
+                assert page.input_value("#id_sku") == "COF-COL-DEC"  # its change page again
+                page.screenshot(path=ARTIFACTS / "sandbox-7-restored.png", full_page=True)
             finally:
                 browser.close()
     finally:

@@ -8,6 +8,7 @@ through real admin requests, each its own transaction); the module's teardown
 drops the shop's tables and flushes the database, as ``transactional_db`` does.
 """
 
+import datetime
 import io
 from decimal import Decimal
 
@@ -21,6 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 
 from audit_log.loading import get_log_entry_model
 
@@ -70,6 +72,23 @@ def seed_output(shop, django_db_blocker):
 
 
 @pytest.fixture
+def story_entries(seed_output, db):
+    """Every entry seed_demo wrote (the shop's and the log's own record), oldest first."""
+
+    def fetch():
+        log = get_log_entry_model()._default_manager
+        record = log.filter(table_name=get_log_entry_model()._meta.db_table).earliest("id")
+        return list(log.filter(id__lte=record.id).order_by("id"))
+
+    return fetch
+
+
+def local_day(entry):
+    """The entry's day in the project's time zone."""
+    return timezone.localtime(entry.at).date()
+
+
+@pytest.fixture
 def shop_entries(seed_output, db):
     """Entries of the shop's tables, oldest first."""
 
@@ -81,7 +100,8 @@ def shop_entries(seed_output, db):
 
 
 def test_seed_demo_reports_what_it_created(seed_output):
-    assert "[20/20]" in seed_output
+    assert "[23/23]" in seed_output
+    assert "Backdated the " in seed_output
     assert "Created the demo history" in seed_output
     assert "by context:" in seed_output
 
@@ -98,6 +118,7 @@ def test_seed_demo_logs_every_kind_of_context(shop_entries):
         "unknown",
         "celery-task",
         "data-fix",
+        "revert",
     }
     commands = {entry.context["command"] for entry in entries if entry.context_type == "management-command"}
     assert commands == {"seed_demo", "reprice"}
@@ -182,12 +203,14 @@ def test_seed_demo_logs_tag_changes_under_the_product_and_its_history_shows_them
         ("INSERT", "management-command"),
         ("DELETE", "http-request"),  # alice's edit: light-roast out, bestseller in
         ("INSERT", "http-request"),
+        ("DELETE", "http-request"),  # three days later: bestseller moves to the Kenya
     ]
     assert {entry.content_type.model for entry in links} == {"product"}
     [edit] = shop_entries(
         table_name="shop_product", object_id=str(coffee.pk), action="UPDATE", changes__has_key="description"
     )
-    assert {entry.transaction_id for entry in links[2:]} == {edit.transaction_id}
+    assert {entry.transaction_id for entry in links[2:4]} == {edit.transaction_id}
+    assert links[4].transaction_id != edit.transaction_id
 
     client.force_login(get_user_model().objects.get(username="admin"))
     response = client.get(f"/admin/shop/product/{coffee.pk}/history/")
@@ -204,6 +227,77 @@ def test_seed_demo_logs_tag_changes_under_the_product_and_its_history_shows_them
     ]
 
 
+def test_seed_demo_changes_tags_through_the_admin_on_several_days(shop_entries):
+    edits = [entry for entry in shop_entries(table_name="shop_product_tags") if entry.context_type == "http-request"]
+    assert len({local_day(entry) for entry in edits}) >= 2
+    by_product = {}
+    for entry in edits:
+        by_product.setdefault(entry.object_id, set()).add(local_day(entry))
+    assert max(len(days) for days in by_product.values()) >= 2  # one product's tags, changed on two days
+
+
+def test_seed_demo_spreads_its_history_over_several_days(shop_entries, story_entries):
+    entries = story_entries()
+    assert len({local_day(entry) for entry in entries}) >= 4
+    assert [entry.at for entry in entries] == sorted(entry.at for entry in entries)  # older steps, older times
+    today = timezone.localdate()
+    backdated = [entry for entry in entries if local_day(entry) < today]
+    assert backdated
+    assert all(7 <= timezone.localtime(entry.at).hour < 18 for entry in backdated)  # office hours
+    # The objects' own dates follow the story's days.
+    [placed] = shop_entries(table_name="shop_order", action="INSERT", changes__number="SO-1004")
+    assert placed.changes["placed_at"] == placed.at.replace(microsecond=0).isoformat()  # the form has seconds
+    [shipped] = shop_entries(table_name="shop_shipment", action="UPDATE", changes__has_key="shipped_at")
+    assert shipped.changes["shipped_at"][1] == shipped.at.replace(microsecond=0).isoformat()
+    [delivered] = shop_entries(table_name="shop_shipment", action="UPDATE", changes__has_key="delivered_on")
+    assert delivered.changes["delivered_on"][1] == local_day(delivered).isoformat()
+
+
+def test_seed_demo_records_that_it_backdated_its_entries(shop_entries, story_entries):
+    log = get_log_entry_model()
+    [record] = log._default_manager.filter(table_name=log._meta.db_table, action="UPDATE")
+    assert record.context_type == "management-command"
+    assert record.context["command"] == "seed_demo"
+    backdated = [entry for entry in story_entries() if entry.id < record.id and local_day(entry) < timezone.localdate()]
+    assert record.changes["entries"] == len(backdated)
+    assert (record.changes["first_id"], record.changes["last_id"]) == (backdated[0].id, backdated[-1].id)
+    assert record.id > max(entry.id for entry in shop_entries())  # written last, at the real time
+    assert record.at > max(entry.at for entry in shop_entries())
+
+
+def test_seed_demo_leaves_a_deleted_product_to_recover(shop_entries):
+    from audit_log.history import restore
+    from sandbox.shop.models import Product
+
+    [deletion] = shop_entries(table_name="shop_product", action="DELETE")
+    assert deletion.context_type == "http-request"
+    assert deletion.context["path"].endswith("/delete/")
+    assert not Product.objects.filter(pk=deletion.object_id).exists()
+    restored = restore(deletion)  # rolled back with the test
+    assert restored.instance.sku == "COF-COL-DEC"
+    assert [tag.name for tag in restored.instance.tags.all()] == ["decaf"]
+
+
+def test_seed_demo_reverts_a_bad_edit_through_the_admin(shop_entries):
+    from sandbox.shop.models import Product
+
+    dripper = Product.objects.get(sku="BRW-V60-02")
+    [bad] = shop_entries(table_name="shop_product", performed_by_label="dave")
+    [revert] = shop_entries(context_type="revert")
+    alice = get_user_model().objects.get(username="alice")
+    assert (revert.performed_by_id, revert.performed_by_label) == (alice.pk, "alice")
+    assert revert.object_id == bad.object_id == str(dripper.pk)
+    assert revert.context["reverted_entry"] == bad.id
+    assert revert.changes["price"] == [Decimal("2490.00"), Decimal("24.90")]
+    assert local_day(revert) > local_day(bad)  # the next day
+    assert dripper.price == Decimal("24.90")
+
+
+def test_seed_demo_names_the_import_by_its_command_alone(shop_entries):
+    imports = {entry.context_id: entry for entry in shop_entries(context__command="seed_demo")}
+    assert [entry.context["kwargs"].get("entries") for entry in imports.values()] == [None]  # no "entries=0"
+
+
 def test_seed_demo_logs_the_reprice_command_as_one_statement(shop_entries):
     reprices = [entry for entry in shop_entries() if entry.context.get("command") == "reprice"]
     assert len(reprices) == 5  # the active coffees
@@ -217,6 +311,7 @@ def test_seed_demo_leaves_existing_data_alone(shop_entries):
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
     assert "already" in out.getvalue()
+    assert 'To start over: make demo ARGS="--reset"' in out.getvalue()  # the README's command
     assert len(shop_entries()) == before
 
 
@@ -238,6 +333,19 @@ def test_seed_demo_entries_generates_a_large_history(shop_entries):
 def test_seed_demo_refuses_a_negative_count(shop):
     with pytest.raises(CommandError, match="0 or more"):
         call_command("seed_demo", entries=-1, stdout=io.StringIO())
+
+
+def test_timeline_refuses_steps_out_of_order():
+    from sandbox.shop.timeline import StepTime, Timeline
+
+    timeline = Timeline(datetime.date(2026, 3, 10))
+    moment = timeline.moment(StepTime(2, datetime.time(9, 30)))
+    assert timezone.localtime(moment).isoformat() == "2026-03-08T09:30:00+01:00"
+    with pytest.raises(ValueError, match="keep the steps in order"):
+        timeline.moment(StepTime(3, datetime.time(10)))  # an earlier day after a later one
+    assert timeline.moment(StepTime(0, datetime.time(0))) is None  # today: the real time
+    with pytest.raises(ValueError, match="keep the steps in order"):
+        timeline.moment(StepTime(1, datetime.time(9)))  # a past day after today
 
 
 def test_reprice_changes_prices_in_one_statement(shop, entries):

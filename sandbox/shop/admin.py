@@ -2,11 +2,11 @@
 
 from django.contrib import admin, messages
 from django.db import transaction
-from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from audit_log_admin.admin import AuditLogHistoryMixin
 
+from . import timeline
 from .models import Customer, Order, OrderLine, Product, Shipment, Tag
 
 
@@ -57,9 +57,9 @@ class OrderAdmin(AuditLogHistoryMixin, admin.ModelAdmin):
     @admin.action(description="Mark the selected paid orders as shipped")
     def mark_shipped(self, request, queryset):
         count = queryset.filter(status=Order.Status.PAID).update(status=Order.Status.SHIPPED)
-        Shipment.objects.filter(order__in=queryset, shipped_at__isnull=True).update(
-            shipped_at=timezone.now().replace(microsecond=0)  # as precise as the admin's time input
-        )
+        # The shop's clock: the real time, or the simulated day while seed_demo tells its story. Whole
+        # seconds, as precise as the admin's time input.
+        Shipment.objects.filter(order__in=queryset, shipped_at__isnull=True).update(shipped_at=timeline.now())
         level = messages.SUCCESS if count else messages.WARNING
         self.message_user(request, f"Marked {count} order(s) as shipped.", level)
 

@@ -250,6 +250,15 @@ class AdminBrowser:
         """Confirm the object's deletion page."""
         return self.post(admin_url(obj, "delete"), {"post": "yes"})
 
+    def revert(self, obj: Model, entry: Model) -> str:
+        """Open "Revert to before this change" for ``entry`` from the object's History tab, and confirm it."""
+        opts = obj._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_audit_revert", args=[obj.pk, entry.pk])
+        page = self.client.get(url)
+        if page.status_code != 200:
+            raise DemoError(f"GET {url} answered {page.status_code}.")
+        return self.post(url, {"post": "yes"})
+
     def action(self, model: type[Model], action: str, objects: Iterable[Model]) -> str:
         """Run a changelist action on ``objects``."""
         data = {"action": action, "_selected_action": [str(obj.pk) for obj in objects], "index": "0"}

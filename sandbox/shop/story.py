@@ -1,15 +1,20 @@
-"""The demo history: a few days in a small coffee-and-tea shop, mostly told through the admin.
+"""The demo history: a week in a small coffee-and-tea shop, from the import six days ago to today.
 
 Every step is a real change: staff submit admin forms (context "http-request",
 one transaction per form), a management command reprices coffee, a Celery-like
 task fetches a shipping label, a DBA fixes e-mail addresses in psql (context
 "unknown"), an ops ticket recalculates order totals in raw SQL inside an
-``audit_context``, and some things are deleted, including a staff account.
+``audit_context``, a staff member reverts a colleague's bad edit from the
+History tab (context "revert"), and some things are deleted, including a
+product (left for the reader to recover) and a staff account.
+
+Each step names its day and hour (``@on(days_ago, "HH:MM")``); the steps run
+in order, and the entries of past days are then backdated to them (see
+:mod:`sandbox.shop.timeline`).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
 import io
 from collections.abc import Callable, Iterator
@@ -23,181 +28,45 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from audit_log.context import audit_context
+from audit_log.loading import get_log_entry_model
 
+from .catalog import CATALOG, CUSTOMERS, LABEL_PNG
 from .demo import STAFF, AdminBrowser, ensure_staff, ensure_superuser
 from .models import Customer, Order, OrderLine, Product, Shipment, Tag
+from .timeline import Timeline, now, on, today
 
 C = Product.Category
 S = Product.Status
 
-#: sku, name, category, status, price, stock, attributes, tags, description
-CATALOG = [
-    (
-        "COF-ETH-250",
-        "Ethiopia Yirgacheffe 250 g",
-        C.COFFEE,
-        S.ACTIVE,
-        "14.90",
-        40,
-        {"origin": "Ethiopia", "process": "washed", "roast": "light"},
-        ["single-origin", "light-roast"],
-        "Floral and bright, with notes of jasmine, bergamot and lemon. Roasted every Monday in small batches.",
-    ),
-    (
-        "COF-COL-DEC",
-        "Decaf Colombia 250 g",
-        C.COFFEE,
-        S.ACTIVE,
-        "12.50",
-        12,
-        {"origin": "Colombia", "process": "sugarcane decaf", "roast": "medium"},
-        ["decaf"],
-        "All of the chocolate and caramel, none of the caffeine.",
-    ),
-    (
-        "COF-BRA-1000",
-        "Brazil Cerrado 1 kg",
-        C.COFFEE,
-        S.ACTIVE,
-        "39.00",
-        25,
-        {"origin": "Brazil", "process": "natural", "roast": "medium-dark"},
-        ["espresso", "bulk"],
-        "Nutty and sweet; our house espresso.",
-    ),
-    (
-        "COF-GUA-250",
-        "Guatemala Huehuetenango 250 g",
-        C.COFFEE,
-        S.ACTIVE,
-        "15.50",
-        18,
-        {"origin": "Guatemala", "process": "washed", "roast": "medium"},
-        ["single-origin"],
-        "Red apple, milk chocolate and a long, clean finish.",
-    ),
-    (
-        "TEA-SEN-100",
-        "Sencha Fukamushi 100 g",
-        C.TEA,
-        S.ACTIVE,
-        "11.00",
-        30,
-        {"origin": "Japan", "harvest": "first flush"},
-        ["green-tea"],
-        "Deep-steamed green tea, grassy and sweet.",
-    ),
-    (
-        "TEA-MAT-030",
-        "Ceremonial Matcha 30 g",
-        C.TEA,
-        S.ACTIVE,
-        "24.00",
-        15,
-        {"origin": "Japan", "grade": "ceremonial"},
-        ["green-tea", "matcha"],
-        "Stone-ground, vivid green, umami-rich.",
-    ),
-    (
-        "BRW-V60-02",
-        "Hario V60 dripper, size 02",
-        C.BREWING,
-        S.ACTIVE,
-        "24.90",
-        22,
-        {"material": "ceramic", "cups": "1-4"},
-        ["pour-over"],
-        "The classic cone with spiral ribs and one large hole.",
-    ),
-    (
-        "BRW-CHX-06",
-        "Chemex 6-cup",
-        C.BREWING,
-        S.ACTIVE,
-        "49.00",
-        8,
-        {"material": "glass", "capacity_ml": 900},
-        ["pour-over", "gift"],
-        "Hand-blown glass and a wooden collar.",
-    ),
-    (
-        "BRW-AER-01",
-        "AeroPress Original",
-        C.BREWING,
-        S.ACTIVE,
-        "34.90",
-        30,
-        {"material": "polypropylene"},
-        ["travel"],
-        "Immersion plus pressure: forgiving and fast.",
-    ),
-    (
-        "GRD-ENC-01",
-        "Baratza Encore grinder",
-        C.GRINDERS,
-        S.ACTIVE,
-        "149.00",
-        5,
-        {"burrs": "conical, 40 mm", "settings": 40},
-        ["electric"],
-        "The entry-level grinder we recommend most.",
-    ),
-    (
-        "ACC-KET-10",
-        "Gooseneck kettle 1 l",
-        C.ACCESSORIES,
-        S.ACTIVE,
-        "39.90",
-        14,
-        {"material": "stainless steel", "capacity_ml": 1000},
-        ["pour-over"],
-        "A thin spout for a steady, slow pour.",
-    ),
-    (
-        "ACC-APR-01",
-        "Barista apron",
-        C.ACCESSORIES,
-        S.DRAFT,
-        "29.00",
-        0,
-        {"material": "waxed canvas", "colour": "tobacco"},
-        [],
-        "Leather straps, two pockets.",
-    ),
-]
-
-#: name, email, phone, customer since (days ago)
-CUSTOMERS = [
-    ("Ingrid Berg", "ingrid.berg@example.com", "+47 912 34 567", 820),
-    ("Lars Olsen", "Lars.Olsen@Example.com", "+47 934 56 789", 610),
-    ("Maja Nilsen", "maja.nilsen@example.com", "", 402),
-    ("Sofia Lind", "SOFIA.LIND@example.com", "+46 70 123 45 67", 199),
-    ("Jonas Dahl", "jonas.dahl@example.com", "+47 988 77 665", 48),
-    ("Test Testesen", "test@example.com", "", 3),
-]
-
-#: A 1x1 PNG: the "label" the carrier's API returns.
-LABEL_PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
-
 
 class Story:
-    """Tell the demo history step by step, reporting each step through ``report``."""
+    """Tell the demo history step by step, reporting each step through ``report``, then backdate it.
 
-    def __init__(self, report: Callable[[str], None]) -> None:
+    Args:
+        report: Called with one line of text per step.
+        timeline: The days the steps happen on (default: the week up to today).
+    """
+
+    def __init__(self, report: Callable[[str], None], timeline: Timeline | None = None) -> None:
         self.report = report
-        self.steps = [name for name in dir(self) if name.startswith("step_")]
-        # Whole seconds: the admin's date and time inputs drop microseconds,
-        # which would otherwise show up as changes on the next save.
-        self.now = timezone.now().replace(microsecond=0)
+        self.timeline = timeline or Timeline()
+        self.steps = sorted(
+            (name for name in dir(self) if name.startswith("step_")), key=lambda name: int(name.split("_")[1])
+        )
 
     def tell(self) -> None:
-        steps = sorted(self.steps, key=lambda name: int(name.split("_")[1]))
-        for number, name in enumerate(steps, 1):
+        """Run every step on its day, then move the entries of past days to their moments."""
+        for number, name in enumerate(self.steps, 1):
             method = getattr(self, name)
-            self.report(f"[{number:2}/{len(steps)}] {method.__doc__.strip()}")
-            method()
+            moment = self.timeline.moment(method.when)
+            shown = timezone.localtime(moment).strftime("%a %H:%M") if moment else "today"
+            self.report(f"[{number:2}/{len(self.steps)}] {shown:9}  {method.__doc__.strip()}")
+            with self.timeline.step(moment):
+                method()
+        moved = self.timeline.backdate()
+        self.report(
+            f"Backdated the {moved} entries of past days, inside log_maintenance(): the log records that it did."
+        )
 
     # -- helpers -------------------------------------------------------------------
 
@@ -242,38 +111,39 @@ class Story:
             for name in product_tags
         )
 
-    # -- the story -----------------------------------------------------------------
+    # -- six days ago: the import ------------------------------------------------------
 
+    @on(6, "08:30")
     def step_01(self) -> None:
         """seed_demo creates the demo superuser and four staff users (the auth tables are not audited)."""
         ensure_superuser()
         for username in STAFF:
             ensure_staff(username)
 
+    @on(6, "08:45")
     def step_02(self) -> None:
         """seed_demo imports the catalog, its tags, the customers and three orders from the old shop (bulk_create)."""
         with transaction.atomic():  # the products and their tags together: one row each in their History tabs
             self.import_catalog()
-        today = timezone.localdate()
         customers = []
         for name, email, phone, days in CUSTOMERS:
             customer = Customer(
-                name=name, email=email, phone=phone, customer_since=today - datetime.timedelta(days=days)
+                name=name, email=email, phone=phone, customer_since=today() - datetime.timedelta(days=days)
             )
             customer.set_password(None)  # imported accounts must set a password first
             customers.append(customer)
         Customer.objects.bulk_create(customers)
-        # The old shop exported orders without totals: the data fix below repairs them.
+        # The old shop exported orders without totals: the data fix below repairs them. Placed days before the import.
         for number, email, status, days, lines in [
-            ("SO-1001", "ingrid.berg@example.com", Order.Status.PAID, 6, [("COF-ETH-250", 2), ("BRW-V60-02", 1)]),
-            ("SO-1002", "lars.olsen@example.com", Order.Status.PAID, 5, [("GRD-ENC-01", 1)]),
-            ("SO-1003", "maja.nilsen@example.com", Order.Status.PLACED, 4, [("COF-COL-DEC", 3), ("TEA-SEN-100", 1)]),
+            ("SO-1001", "ingrid.berg@example.com", Order.Status.PAID, 4, [("COF-ETH-250", 2), ("BRW-V60-02", 1)]),
+            ("SO-1002", "lars.olsen@example.com", Order.Status.PAID, 3, [("GRD-ENC-01", 1)]),
+            ("SO-1003", "maja.nilsen@example.com", Order.Status.PLACED, 2, [("COF-COL-DEC", 3), ("TEA-SEN-100", 1)]),
         ]:
             order = Order.objects.create(
                 number=number,
                 customer=self.customer(email),
                 status=status,
-                placed_at=self.now - datetime.timedelta(days=days, hours=3),
+                placed_at=now() - datetime.timedelta(days=days, hours=3),
                 shipping_address=f"{self.customer(email).name}\nStorgata {days * 7}\n0155 Oslo",
             )
             OrderLine.objects.bulk_create(
@@ -287,6 +157,7 @@ class Story:
                 for sku, quantity in lines
             )
 
+    @on(6, "10:20")
     def step_03(self) -> None:
         """Alice edits a coffee in the admin: price, description, JSON attributes and tags (one save)."""
         coffee = self.product("COF-ETH-250")
@@ -302,6 +173,7 @@ class Story:
             },
         )
 
+    @on(6, "14:05")
     def step_04(self) -> None:
         """Alice adds a new coffee as a draft, then puts it on sale and features it."""
         alice = self.browser("alice")
@@ -321,6 +193,9 @@ class Story:
         )
         alice.change(self.product("COF-KEN-250"), {"status": S.ACTIVE, "stock": "24", "is_featured": "on"})
 
+    # -- five days ago --------------------------------------------------------------------
+
+    @on(5, "09:10")
     def step_05(self) -> None:
         """Carol counts the stock and saves three rows of the product list at once (list_editable)."""
         self.browser("carol").list_edit(
@@ -332,6 +207,7 @@ class Story:
             },
         )
 
+    @on(5, "10:30")
     def step_06(self) -> None:
         """Bob adds a customer and edits another one (phone, VIP flag, notes)."""
         bob = self.browser("bob")
@@ -341,7 +217,7 @@ class Story:
                 "name": "Nora Vik",
                 "email": "nora.vik@example.com",
                 "phone": "+47 455 12 300",
-                "customer_since": timezone.localdate().isoformat(),
+                "customer_since": today().isoformat(),
             },
         )
         bob.change(
@@ -353,10 +229,11 @@ class Story:
             },
         )
 
+    @on(5, "10:52")
     def step_07(self) -> None:
         """Bob takes a phone order: the order and its two lines are saved in one request and one transaction."""
         nora = self.customer("nora.vik@example.com")
-        placed = timezone.localtime(self.now - datetime.timedelta(days=2))
+        placed = timezone.localtime(now())
         self.browser("bob").add(
             Order,
             {
@@ -377,6 +254,9 @@ class Story:
             },
         )
 
+    # -- four days ago --------------------------------------------------------------------
+
+    @on(4, "09:15")
     def step_08(self) -> None:
         """Bob edits that order in one save: marks it paid, changes a quantity, removes a line, adds another."""
         order = self.order("SO-1004")
@@ -398,18 +278,21 @@ class Story:
             },
         )
 
+    @on(4, "11:40")
     def step_09(self) -> None:
         """Bob resets two customers' storefront passwords (an admin action; the log only says "changed")."""
         self.browser("bob").action(
             Customer, "reset_password", Customer.objects.filter(name__in=["Ingrid Berg", "Jonas Dahl"])
         )
 
+    @on(4, "14:10")
     def step_10(self) -> None:
         """Carol adds a shipment (a model with a UUID primary key) for the new order."""
         self.browser("carol").add(
             Shipment, {"order": str(self.order("SO-1004").pk), "carrier": Shipment.Carrier.POSTEN}
         )
 
+    @on(4, "14:12")
     def step_11(self) -> None:
         """A background task fetches the shipping label (binary data) and tracking number (context "celery-task")."""
         shipment = Shipment.objects.get(order__number="SO-1004")
@@ -418,27 +301,72 @@ class Story:
             shipment.label = LABEL_PNG
             shipment.save(update_fields=["tracking_number", "label"])
 
+    # -- three days ago -------------------------------------------------------------------
+
+    @on(3, "08:50")
     def step_12(self) -> None:
         """Carol marks all paid orders as shipped: one admin action, one UPDATE of several orders."""
         self.browser("carol").action(Order, "mark_shipped", Order.objects.filter(status=Order.Status.PAID))
 
+    @on(3, "10:15")
     def step_13(self) -> None:
-        """Carol records the delivery: a date and the delivery window's start time."""
-        shipment = Shipment.objects.get(order__number="SO-1004")
-        self.browser("carol").change(
-            shipment, {"delivered_on": timezone.localdate().isoformat(), "delivery_window_start": "14:00"}
+        """Alice moves the bestseller tag from the Ethiopia to the Kenya: two saves, the tags change again."""
+        alice = self.browser("alice")
+        alice.change(self.product("COF-KEN-250"), {"tags": self.tags("single-origin", "bestseller")})
+        alice.change(self.product("COF-ETH-250"), {"tags": self.tags("single-origin")})
+
+    @on(3, "15:35")
+    def step_14(self) -> None:
+        """Dave (a summer temp) saves the V60 dripper with a wrong price and the Chemex's description."""
+        self.browser("dave").change(
+            self.product("BRW-V60-02"), {"price": "2490.00", "description": self.product("BRW-CHX-06").description}
         )
 
-    def step_14(self) -> None:
+    # -- two days ago ---------------------------------------------------------------------
+
+    @on(2, "08:05")
+    def step_15(self) -> None:
         """The reprice command raises coffee prices by 8% with one QuerySet.update()."""
         call_command("reprice", category=C.COFFEE, percent=Decimal(8), stdout=io.StringIO())
 
-    def step_15(self) -> None:
+    @on(2, "09:20")
+    def step_16(self) -> None:
+        """Alice undoes Dave's edit from the dripper's History tab: "Revert to before this change"."""
+        dripper = self.product("BRW-V60-02")
+        daves = (
+            get_log_entry_model()
+            ._default_manager.filter(
+                table_name=Product._meta.db_table,
+                object_id=str(dripper.pk),
+                action="UPDATE",
+                performed_by_label="dave",
+            )
+            .latest("id")
+        )
+        self.browser("alice").revert(dripper, daves)
+
+    @on(2, "16:30")
+    def step_17(self) -> None:
+        """Carol records the delivery: a date and the delivery window's start time."""
+        shipment = Shipment.objects.get(order__number="SO-1004")
+        self.browser("carol").change(shipment, {"delivered_on": today().isoformat(), "delivery_window_start": "14:00"})
+
+    @on(2, "17:05")
+    def step_18(self) -> None:
+        """Dave's last day: the admin deletes his account (the log keeps his name)."""
+        dave = get_user_model()._default_manager.get_by_natural_key("dave")
+        self.browser("admin").delete(dave)
+
+    # -- yesterday ----------------------------------------------------------------------------
+
+    @on(1, "07:45")
+    def step_19(self) -> None:
         """A DBA lower-cases e-mail addresses in psql: no audit context, so the log says "unknown"."""
         with unattributed_connection("psql") as psql, psql.cursor() as cursor:
             cursor.execute("UPDATE shop_customer SET email = lower(email) WHERE email <> lower(email)")
 
-    def step_16(self) -> None:
+    @on(1, "09:30")
+    def step_20(self) -> None:
         """Ops ticket OPS-42: raw SQL recalculates the imported orders' totals, inside an audit_context."""
         admin = get_user_model()._default_manager.get_by_natural_key("admin")
         context = {"ticket": "OPS-42", "reason": "orders imported from the old shop had no totals"}
@@ -452,28 +380,26 @@ class Story:
                 """
             )
 
-    def step_17(self) -> None:
-        """Dave (a temp) mistypes a price; Alice puts it right; then the admin deletes Dave's account."""
-        dripper = self.product("BRW-V60-02")
-        self.browser("dave").change(dripper, {"price": "2490.00"})
-        self.browser("alice").change(dripper, {"price": "24.90"})
-        dave = get_user_model()._default_manager.get_by_natural_key("dave")
-        self.browser("admin").delete(dave)
-
-    def step_18(self) -> None:
+    @on(1, "13:15")
+    def step_21(self) -> None:
         """Alice discontinues the decaf and deletes it: its order line loses the link in the same transaction."""
+        # It stays deleted: "Recover deleted products" in the admin has it to show.
         alice = self.browser("alice")
         decaf = self.product("COF-COL-DEC")
         alice.change(decaf, {"status": S.DISCONTINUED})
         alice.delete(decaf)
 
-    def step_19(self) -> None:
+    # -- today, as the demo starts ---------------------------------------------------------
+
+    @on(0)
+    def step_22(self) -> None:
         """Bob cancels an order and deletes a test customer created by mistake."""
         bob = self.browser("bob")
         bob.change(self.order("SO-1003"), {"status": Order.Status.CANCELLED, "note": "Cancelled by phone."})
         bob.delete(self.customer("test@example.com"))
 
-    def step_20(self) -> None:
+    @on(0)
+    def step_23(self) -> None:
         """The shop's storefront logs a customer in: last_login is excluded from the log, so nothing is written."""
         Customer.objects.filter(email="maja.nilsen@example.com").update(last_login=timezone.now())
 

@@ -12,6 +12,10 @@ from sandbox.shop.models import Customer, Order, Product
 from sandbox.shop.scale import Generator
 from sandbox.shop.story import Story
 
+#: The command that starts the demo over, as the README gives it: ``make demo`` runs the
+#: virtualenv's Python (a bare ``python`` outside it has no Django).
+START_OVER = 'make demo ARGS="--reset"'
+
 
 class Command(AuditLoggedCommand):
     help = (
@@ -24,19 +28,20 @@ class Command(AuditLoggedCommand):
         parser.add_argument(
             "--entries",
             type=int,
-            default=0,
+            # None, not 0: the log shows a command's options, and "seed_demo entries=0" read as "no entries".
+            default=None,
             metavar="N",
             help="also generate at least N more log entries (e.g. 1000000) with set-based SQL",
         )
 
     def handle(self, *args, entries, **options):
-        if entries < 0:
+        if entries is not None and entries < 0:
             raise CommandError("--entries must be 0 or more.")
         log = get_log_entry_model()._default_manager
         if Product.objects.exists() or Customer.objects.exists() or Order.objects.exists():
             self.stdout.write(
                 f"The shop has data already ({log.count():,} log entries): the demo history is not created again. "
-                "To start over: python -m sandbox --reset"
+                f"To start over: {START_OVER}"
             )
         else:
             first_id = log.aggregate(last=Max("id"))["last"] or 0
@@ -45,7 +50,7 @@ class Command(AuditLoggedCommand):
                 Story(self.stdout.write).tell()
             except DemoError as error:
                 raise CommandError(
-                    f"The demo history stopped half-way: {error}\nStart over with: python -m sandbox --reset"
+                    f"The demo history stopped half-way: {error}\nStart over with: {START_OVER}"
                 ) from error
             self.summarize(log.filter(id__gt=first_id))
         if entries:

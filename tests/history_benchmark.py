@@ -33,11 +33,12 @@ import django
 django.setup()
 
 from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_databases, teardown_databases  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from audit_log import history  # noqa: E402
 from audit_log.context import audit_context  # noqa: E402
+from tests.benchmark_db import create_database, drop_database  # noqa: E402
 from tests.testapp.models import Article, AuditLogEntry, Invoice, Tag  # noqa: E402
 
 NOISE = """
@@ -114,9 +115,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     options = parser.parse_args()
 
-    name = connection.settings_dict["NAME"]
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"{name}_history_benchmark"
-    old_config = setup_databases(verbosity=0, interactive=False, aliases=["default"])
+    old_config = create_database("history_benchmark")
     try:
         print("Writing the histories ...", flush=True)
         with audit_context("benchmark"):
@@ -161,10 +160,7 @@ def main() -> None:
         timed("entry.state_before() of the DELETE", options.rounds, deleted.state_before)
         timed(f"article with {links:,} link entries, now", options.rounds, lambda: article.audit_logs.state_at(now))
     finally:
-        if options.keep:
-            print(f"Kept database {connection.settings_dict['NAME']}")
-        else:
-            teardown_databases(old_config, verbosity=0)
+        drop_database(old_config, keep=options.keep)
 
 
 if __name__ == "__main__":

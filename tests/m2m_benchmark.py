@@ -23,9 +23,9 @@ import django
 django.setup()
 
 from django.db import connection  # noqa: E402
-from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
 from audit_log.context import audit_context  # noqa: E402
+from tests.benchmark_db import create_database, drop_database  # noqa: E402
 from tests.testapp.models import Article, Tag  # noqa: E402
 
 PAIRS = 200
@@ -36,9 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9, help="rounds of one plain and one audited block (default 9)")
     options = parser.parse_args()
-    name = connection.settings_dict["NAME"]
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"{name}_m2m_benchmark"
-    old_config = setup_databases(verbosity=0, interactive=False, aliases=["default"])
+    old_config = create_database("m2m_benchmark")
     try:
         tags = [Tag.objects.create(name=f"tag {n}") for n in range(10)]
         article = Article.objects.create(title="Benchmark")
@@ -66,7 +64,7 @@ def main() -> None:
                 print(f"round {number + 1}: plain {plain:.0f} us/call, audited {audited:.0f} us/call", flush=True)
         print(f"median audited/plain: {statistics.median(ratios):.2f}")
     finally:
-        teardown_databases(old_config, verbosity=0)
+        drop_database(old_config)
 
 
 if __name__ == "__main__":

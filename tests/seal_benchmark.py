@@ -31,11 +31,11 @@ import django
 django.setup()
 
 from django.db import connection  # noqa: E402
-from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
 from audit_log import seal, seal_verify  # noqa: E402
 from audit_log.context import audit_context  # noqa: E402
 from audit_log.seal_models import Seal, SealChunk  # noqa: E402
+from tests.benchmark_db import create_database, drop_database  # noqa: E402
 from tests.testapp.models import AuditLogEntry, Invoice  # noqa: E402
 
 FILL = """
@@ -85,9 +85,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     options = parser.parse_args()
 
-    name = connection.settings_dict["NAME"]
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"{name}_seal_benchmark"
-    old_config = setup_databases(verbosity=0, interactive=False, aliases=["default"])
+    old_config = create_database("seal_benchmark")
     try:
         table = connection.ops.quote_name(AuditLogEntry._meta.db_table)
         print(f"Filling the log with {options.rows:,} entries ...", flush=True)
@@ -120,10 +118,7 @@ def main() -> None:
         assert [(problem.kind, problem.ids) for problem in report.problems] == [("changed", (made.last_id // 2,))]
         print(f"  found: {report.problems[0].message}")
     finally:
-        if options.keep:
-            print(f"Kept database {connection.settings_dict['NAME']}")
-        else:
-            teardown_databases(old_config, verbosity=0)
+        drop_database(old_config, keep=options.keep)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from . import history, history_sql, sql, triggers
 from .context import audit_context
 from .history_compare import Difference, compare, first_line, link_differences, row_difference
 from .loading import get_log_entry_model
+from .models import RESTORE, REVERT
 
 if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
@@ -40,10 +41,6 @@ if TYPE_CHECKING:
     from .models import BaseLogEntry
 
 RevertConflict = history.RevertConflict
-
-#: ``context_type`` of the writes of :func:`revert` and :func:`restore`.
-REVERT = "revert"
-RESTORE = "restore"
 
 _SQLSTATES = {"23505": "unique", "23503": "foreign-key", "23502": "not-null"}
 

@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import json
+import operator
 import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.functions import Cast
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from .conf import conf
-from .fields import AuditLogsField
+from .fields import AuditLogsField, ContentTypeId
 from .indexes import BrinIndex
 from .request_info import request_details
 from .serialization import jsonable
+from .sql import UNKNOWN_CONTEXT_TYPE
 
 if TYPE_CHECKING:
     from django.core.management.base import BaseCommand
@@ -35,6 +39,34 @@ if TYPE_CHECKING:
 HTTP_REQUEST = "http-request"
 #: ``context_type`` that ``AuditLoggedCommand`` records.
 MANAGEMENT_COMMAND = "management-command"
+#: ``context_type`` of the writes of ``revert()`` and ``restore()`` (``audit_log.history_write``).
+REVERT = "revert"
+RESTORE = "restore"
+
+#: Display labels of the built-in context types; ``AUDIT_LOG_CONTEXT_TYPE_CHOICES`` overrides or adds to them.
+BUILTIN_CONTEXT_TYPE_LABELS: dict[str, Any] = {
+    HTTP_REQUEST: _("Request"),
+    MANAGEMENT_COMMAND: _("Management command"),
+    UNKNOWN_CONTEXT_TYPE: _("No context"),
+    REVERT: _("Revert"),
+    RESTORE: _("Restore"),
+}
+
+
+def context_type_labels() -> dict[str, str]:
+    """Return the display label of every known context type, in the active language.
+
+    The built-in types' labels, then ``AUDIT_LOG_CONTEXT_TYPE_CHOICES``,
+    which may relabel them too. Read on every call, so ``override_settings`` works.
+    """
+    labels = {value: str(label) for value, label in BUILTIN_CONTEXT_TYPE_LABELS.items()}
+    labels.update(conf.context_type_choices)
+    return labels
+
+
+def context_type_label(context_type: str) -> str:
+    """Return the display label of ``context_type``; an unlisted type is shown as it is stored."""
+    return context_type_labels().get(context_type, context_type)
 
 
 def uuid7() -> uuid.UUID:
@@ -344,8 +376,8 @@ class BaseLogEntry(ContextFields):
 
     @property
     def context_type_label(self) -> str:
-        """Display label of ``context_type`` (``AUDIT_LOG_CONTEXT_TYPE_CHOICES``, else the value)."""
-        return conf.context_type_choices.get(self.context_type, self.context_type)
+        """Display label of ``context_type``, e.g. "Request" (see :func:`context_type_label`)."""
+        return context_type_label(self.context_type)
 
     def state_before(self) -> models.Model | None:
         """Return the object this entry changed as it was just before, rebuilt from the log.
@@ -379,13 +411,93 @@ class BaseLogEntry(ContextFields):
         return history.restore(self, performed_by=performed_by, context=context)
 
 
+_M = TypeVar("_M", bound=models.Model)
+
+
+class AuditLoggedQuerySet(models.QuerySet[_M]):
+    """Query helpers for audited models: ``AuditLoggedModel.objects`` is built from it.
+
+    A model that declares a manager of its own keeps these helpers by building
+    it from a queryset that inherits this one::
+
+        class InvoiceQuerySet(AuditLoggedQuerySet):
+            def unpaid(self):
+                return self.exclude(status="paid")
+
+        class Invoice(AuditLoggedModel):
+            objects = InvoiceQuerySet.as_manager()
+    """
+
+    def audited(self, *args: models.Q, **lookups: Any) -> Self:
+        """Objects with at least one log entry matching the lookups, each object once.
+
+        ``Invoice.objects.audited(action="UPDATE", performed_by=user)`` are
+        the invoices that ``user`` ever changed. Unlike
+        ``filter(audit_logs__action="UPDATE")``, which joins the log and
+        returns an object once per matching entry, this is a correlated
+        ``EXISTS``: one query, each object once, and every object's probe is
+        a lookup in the log's per-object index ``(content_type, object_id, id)``.
+        The entries of a multi-table-inheritance child include those of its
+        parents' tables (same key), as its History tab does.
+
+        Args:
+            *args: ``Q`` objects on the log-entry model.
+            **lookups: Lookups on the log-entry model (``action``,
+                ``performed_by``, ``at__gte``, ``context_type``, ``changes__has_key`` ...).
+
+        Returns:
+            The objects that have such an entry.
+        """
+        return self.filter(models.Exists(self.audit_log_entries(*args, **lookups)))
+
+    def audit_log_entries(self, *args: models.Q, **lookups: Any) -> models.QuerySet[Any]:
+        """Return the log entries of the outer query's object (``OuterRef("pk")``) that match the lookups.
+
+        The subquery :meth:`audited` tests with ``EXISTS``; annotate with it,
+        e.g. ``Subquery(Invoice.objects.audit_log_entries().values("at")[:1])``
+        for the newest entry's time (entries are ordered newest first).
+
+        Args:
+            *args: ``Q`` objects on the log-entry model.
+            **lookups: Lookups on the log-entry model.
+
+        Returns:
+            A queryset of log entries that refers to the outer query's ``pk``.
+        """
+        model = self.model._meta.concrete_model or self.model
+        field = next((f for f in model._meta.get_fields() if isinstance(f, AuditLogsField)), None)
+        if field is not None and not isinstance(field.related_model, str):
+            entry_model: type[models.Model] = field.related_model
+        else:
+            from .loading import get_log_entry_model  # the entry model is defined after this module
+
+            entry_model = get_log_entry_model()
+        # The object's own table and its multi-table-inheritance parents' tables log under their own models.
+        content_types = [ContentTypeId.for_model(m) for m in (model, *model._meta.get_parent_list())]
+        object_id = entry_model._meta.get_field("object_id")
+        key: Any = models.OuterRef("pk")
+        if isinstance(object_id, models.CharField | models.TextField):
+            # The triggers store pk::text (a UUID's canonical form, an integer's digits): compare the same
+            # text. The log column's "C" collation wins over the cast's default one, so the index is used.
+            key = Cast(key, output_field=models.TextField())
+        # OR, not __in: an __in list must hold plain values, and these are expressions (no query of their own).
+        tables = functools.reduce(operator.or_, (models.Q(content_type_id=ct) for ct in content_types))
+        return entry_model._base_manager.filter(tables, *args, object_id=key, **lookups)
+
+
 class AuditLoggedModel(models.Model):
     """Base class of audited models: every INSERT, UPDATE and DELETE of the table is logged.
 
-    Adds ``audit_logs``, the reverse generic relation to the log entries.
+    Adds ``audit_logs``, the reverse generic relation to the log entries, and
+    ``objects``, a manager with the helpers of :class:`AuditLoggedQuerySet`
+    (``Invoice.objects.audited(action="UPDATE")``). A model that declares its
+    own ``objects`` replaces it: build yours from a subclass of
+    ``AuditLoggedQuerySet`` to keep them.
     """
 
     audit_logs = AuditLogsField()
+
+    objects = AuditLoggedQuerySet.as_manager()
 
     class Meta:
         abstract = True

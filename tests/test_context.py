@@ -41,6 +41,29 @@ def test_context_type_is_free_text(entries):
     assert entries()[0].context_type_label == "nightly-import"
 
 
+@pytest.mark.parametrize(
+    ("context_type", "label"),
+    [
+        ("http-request", "Request"),
+        ("management-command", "Management command"),
+        ("unknown", "No context"),
+        ("revert", "Revert"),
+        ("restore", "Restore"),
+        ("celery-task", "Celery task"),  # AUDIT_LOG_CONTEXT_TYPE_CHOICES adds
+        ("nightly-import", "nightly-import"),  # unlisted: as stored
+    ],
+)
+def test_context_type_label_of_built_in_and_configured_types(context_type, label):
+    assert AuditLogEntry(context_type=context_type).context_type_label == label
+
+
+def test_context_type_choices_relabel_built_in_types(settings):
+    settings.AUDIT_LOG_CONTEXT_TYPE_CHOICES = [("http-request", "Web request")]
+    assert AuditLogEntry(context_type="http-request").context_type_label == "Web request"
+    assert AuditLogEntry(context_type="unknown").context_type_label == "No context"
+    assert AuditLogEntry(context_type="celery-task").context_type_label == "celery-task"
+
+
 def test_context_ids_are_time_ordered_uuids():
     first, second = AuditLogContext().context_id, AuditLogContext().context_id
     assert first.version == 7

@@ -2,9 +2,11 @@
 
 Two layers:
 
-* :func:`compute_diff` and :func:`word_diff` are pure functions of an entry's
-  ``action`` and ``changes`` (or of two strings). They know nothing of models
-  or the database and return frozen dataclasses.
+* :func:`compute_diff`, :func:`~audit_log_admin.word_diff.word_diff` and
+  :func:`~audit_log_admin.json_diff.json_diff` are pure functions of an
+  entry's ``action`` and ``changes`` (or of two strings, or two JSON objects).
+  They know nothing of models or the database and return frozen dataclasses;
+  the last two live in modules of their own.
 * :class:`DiffFormatter` turns those into display rows: it maps columns to the
   model's fields and verbose names, fetches the related objects that foreign
   keys point to (one query per related model for a whole page of entries) and
@@ -24,14 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import difflib
-import json
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.admin.utils import quote
@@ -51,7 +50,9 @@ from audit_log.sql import UNKNOWN_CONTEXT_TYPE, bare_name
 from audit_log.triggers import audit_field, resolve_columns
 
 from .fallbacks import load_objects
+from .json_diff import json_diff, json_path, json_path_parts, one_line, pretty_json
 from .links import LinkChange, link_changes
+from .word_diff import TextSegment, spaced_segments, word_diff
 
 if TYPE_CHECKING:
     from django.contrib.admin import AdminSite
@@ -63,10 +64,6 @@ if TYPE_CHECKING:
 _COMMON_COMMAND_OPTIONS = frozenset(
     {"verbosity", "settings", "pythonpath", "traceback", "no_color", "force_color", "skip_checks"}
 )
-
-_TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
-
-TextOp = Literal["equal", "delete", "insert"]
 
 
 # --- pure data ----------------------------------------------------------------
@@ -108,14 +105,6 @@ class EntryDiff:
     malformed: bool = False
 
 
-@dataclass(frozen=True)
-class TextSegment:
-    """One run of an inline word diff: text kept, removed or added."""
-
-    op: TextOp
-    text: str
-
-
 def compute_diff(action: str, changes: Any) -> EntryDiff:
     """Split an entry's ``changes`` into one :class:`ColumnChange` per column.
 
@@ -148,110 +137,6 @@ def compute_diff(action: str, changes: Any) -> EntryDiff:
     return EntryDiff(action=action, changes=tuple(items), malformed=malformed)
 
 
-def word_diff(old: str, new: str, *, max_tokens: int = 4_000) -> tuple[TextSegment, ...] | None:
-    """Return an inline word-level diff of two texts.
-
-    Words, runs of whitespace and punctuation marks are the units, so the diff
-    reads like prose and keeps line breaks. Joining the ``equal`` and
-    ``delete`` segments gives ``old`` back; ``equal`` and ``insert`` give
-    ``new``.
-
-    Args:
-        old: The text before.
-        new: The text after.
-        max_tokens: Give up (return None) above this many units per side,
-            since the matching is quadratic in the worst case.
-
-    Returns:
-        The segments, adjacent ones of the same kind merged; None if the texts
-        are too long to compare.
-    """
-    a, b = _TOKENS.findall(old), _TOKENS.findall(new)
-    if len(a) > max_tokens or len(b) > max_tokens:
-        return None
-    segments: list[TextSegment] = []
-
-    def add(op: TextOp, tokens: Sequence[str]) -> None:
-        text = "".join(tokens)
-        if not text:
-            return
-        if segments and segments[-1].op == op:
-            segments[-1] = TextSegment(op, segments[-1].text + text)
-        else:
-            segments.append(TextSegment(op, text))
-
-    # autojunk off: it treats frequent words ("the", spaces) as noise in long texts.
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            add("equal", a[i1:i2])
-        else:
-            add("delete", a[i1:i2])
-            add("insert", b[j1:j2])
-    return tuple(segments)
-
-
-def pretty_json(value: Any, indent: int | None = 2, *, one_line_below: int = 32) -> str:
-    """Pretty-print a decoded JSON value, with exact decimals written as numbers.
-
-    Written with a stack of its own, not by recursion: a value nested as deep
-    as the decoder allows is printed like any other.
-
-    Args:
-        value: The decoded value.
-        indent: Spaces per level; None writes everything on one line.
-        one_line_below: Levels deeper than this are written on one line, so
-            the text of deeply nested data grows with its size, not with the
-            square of its depth.
-
-    Returns:
-        The JSON text.
-    """
-    out: list[str] = []
-    # Text to write, or a (value, level) still to be written; popped from the end.
-    stack: list[str | tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-            continue
-        current, level = item
-        if isinstance(current, Mapping | list | tuple) and current:
-            if indent is None or level >= one_line_below:
-                first, between, last = "", ", ", ""
-            else:
-                inner = "\n" + " " * indent * (level + 1)
-                first, between, last = inner, "," + inner, "\n" + " " * indent * level
-            if isinstance(current, Mapping):
-                opening, closing = "{", "}"
-                children = [(json.dumps(str(key), ensure_ascii=False) + ": ", child) for key, child in current.items()]
-            else:
-                opening, closing = "[", "]"
-                children = [("", child) for child in current]
-            work: list[str | tuple[Any, int]] = [opening + first]
-            for index, (label, child) in enumerate(children):
-                work.append((between if index else "") + label)
-                work.append((child, level + 1))
-            work.append(last + closing)
-            stack.extend(reversed(work))
-        elif isinstance(current, Mapping):
-            out.append("{}")
-        elif isinstance(current, list | tuple):
-            out.append("[]")
-        elif isinstance(current, Decimal):
-            out.append(str(current))
-        else:
-            out.append(json.dumps(current, ensure_ascii=False, default=str))
-    return "".join(out)
-
-
-def one_line(value: Any) -> str:
-    """Return a context value as one line of text: scalars as they are, arrays and objects as compact JSON."""
-    if isinstance(value, Mapping | list | tuple):
-        return pretty_json(value, indent=None)
-    return str(value)
-
-
 # --- display data -------------------------------------------------------------
 
 
@@ -261,7 +146,8 @@ class DisplayValue:
 
     Attributes:
         text: What to show.
-        kind: What it is, for styling: ``"text"``, ``"empty"``, ``"masked"``,
+        kind: What it is, for styling: ``"text"``, ``"empty"`` (NULL),
+            ``"blank"`` (an empty string), ``"masked"``,
             ``"json"`` (pre-formatted), ``"boolean"``, ``"number"``,
             ``"datetime"``, ``"binary"``, ``"deleted"`` (a related object or
             user that no longer exists), ``"unloadable"`` (an object whose row
@@ -291,6 +177,39 @@ class LinkDisplay:
 
 
 @dataclass(frozen=True)
+class JsonKeyRow:
+    """One key of a JSON object change, formatted.
+
+    Attributes:
+        path: The key's path, dotted (``dimensions.width``).
+        op: ``"added"``, ``"removed"``, ``"changed"`` or ``"equal"``.
+        old: The value before as compact JSON ("" if the key was added).
+        new: The value after as compact JSON ("" if the key was removed).
+        parts: The keys of ``path`` as written in it, so a template can let
+            a long path wrap after its dots.
+    """
+
+    path: str
+    op: str
+    old: str = ""
+    new: str = ""
+    parts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JsonDiffDisplay:
+    """The keys of a JSON object change: those that differ, and those that did not.
+
+    Attributes:
+        changed: Keys added, removed or changed, in path order.
+        unchanged: Keys that kept their value (shown collapsed), in path order.
+    """
+
+    changed: tuple[JsonKeyRow, ...]
+    unchanged: tuple[JsonKeyRow, ...] = ()
+
+
+@dataclass(frozen=True)
 class DiffRow:
     """One changed field of one entry, formatted.
 
@@ -304,6 +223,8 @@ class DiffRow:
         note: An explanation, e.g. that the column is no longer on the model.
         links: The links of a many-to-many field added and removed (shown
             instead of old and new when not empty), added ones first, each by label.
+        json: The keys of a JSON object that changed (shown instead of old
+            and new when set).
     """
 
     column: str
@@ -313,6 +234,12 @@ class DiffRow:
     segments: tuple[TextSegment, ...] = ()
     note: str = ""
     links: tuple[LinkDisplay, ...] = ()
+    json: JsonDiffDisplay | None = None
+
+    @property
+    def spaced_segments(self) -> tuple[tuple[TextSegment, bool], ...]:
+        """The word diff as ``(segment, gap_before)`` pairs: a removal and the insertion after it are kept apart."""
+        return spaced_segments(self.segments)
 
 
 @dataclass(frozen=True)
@@ -409,6 +336,12 @@ class DiffFormatter:
         binary_preview_bytes: How many bytes of a binary value are shown.
         raw_text_limit: How many characters of data shown as stored (changes
             or a context that cannot be read as usual) are shown.
+        json_max_keys: JSON objects with more keys than this (nested ones
+            counted) are shown whole, side by side, not key by key.
+        json_max_depth: Objects nested deeper than this are compared as
+            whole values in a key-by-key diff.
+        json_value_limit: How many characters of one key's value a key-by-key
+            diff shows.
     """
 
     long_text_threshold = 60
@@ -416,6 +349,9 @@ class DiffFormatter:
     summary_fields = 3
     binary_preview_bytes = 16
     raw_text_limit = 10_000
+    json_max_keys = 500
+    json_max_depth = 6
+    json_value_limit = 1_000
 
     def __init__(self, *, request: HttpRequest | None = None, admin_site: AdminSite | None = None) -> None:
         self.request = request
@@ -471,10 +407,10 @@ class DiffFormatter:
         return entry.table_name in self.model_info(entry).links
 
     def get_label(self, column: str, model_field: models.Field[Any, Any] | None) -> str:
-        """Return the label of a column: its field's verbose name, else the column name."""
+        """Return the label of a column: its field's label (see :func:`field_label`), else the column name."""
         if model_field is None:
             return column
-        return str(capfirst(model_field.verbose_name))
+        return field_label(model_field)
 
     # -- batching ------------------------------------------------------------
 
@@ -711,8 +647,14 @@ class DiffFormatter:
         old = self.format_value(model_field, change.old, masked=masked, db=db) if change.has_old else None
         new = self.format_value(model_field, change.new, masked=masked, db=db) if change.has_new else None
         segments: tuple[TextSegment, ...] = ()
+        json_keys: JsonDiffDisplay | None = None
         if change.has_old and change.has_new and not masked:
             segments = self.format_text_change(model_field, change.old, change.new) or ()
+            if not segments:
+                try:
+                    json_keys = self.format_json_change(model_field, change.old, change.new)
+                except Exception:  # noqa: BLE001  # an override failing on odd data must not break the page
+                    json_keys = None
         note = ""
         if model_field is None and info.model is not None:
             note = _("No longer a field of %(model)s.") % {"model": info.model._meta.verbose_name}
@@ -723,6 +665,7 @@ class DiffFormatter:
             new=new,
             segments=segments,
             note=note,
+            json=json_keys,
         )
 
     def summarize(self, entry: BaseLogEntry) -> str:
@@ -802,7 +745,9 @@ class DiffFormatter:
             return self.format_raw(value)
 
     def format_raw(self, value: Any) -> DisplayValue:
-        """Show a value as stored: strings as they are, anything else as JSON."""
+        """Show a value as stored: strings as they are (an empty one as such), anything else as JSON."""
+        if isinstance(value, str) and not value:
+            return self.format_empty_string(None)
         if isinstance(value, str):
             return DisplayValue(text=value, kind="raw")
         return DisplayValue(text=pretty_json(value), kind="json" if isinstance(value, dict | list) else "raw")
@@ -810,6 +755,10 @@ class DiffFormatter:
     def format_null(self, model_field: models.Field[Any, Any] | None) -> DisplayValue:
         """Show NULL as the admin's empty value."""
         return DisplayValue(text=self.empty_value_display, kind="empty")
+
+    def format_empty_string(self, model_field: models.Field[Any, Any] | None) -> DisplayValue:
+        """Show an empty string as a muted "empty", so it is not mistaken for NULL (the admin's empty value)."""
+        return DisplayValue(text=_("empty"), kind="blank")
 
     def format_masked(self, model_field: models.Field[Any, Any] | None, value: Any) -> DisplayValue:
         """Show a masked column: the value was never recorded, only that it changed."""
@@ -890,8 +839,8 @@ class DiffFormatter:
         return DisplayValue(text=f"{text}: {preview}{more}" if preview else text, kind="binary")
 
     def format_text(self, model_field: models.Field[Any, Any], value: Any) -> DisplayValue:
-        """Show text as it is (an array or object as stored)."""
-        if isinstance(value, Mapping | list):
+        """Show text as it is (an empty string as such, an array or object as stored)."""
+        if isinstance(value, Mapping | list) or (isinstance(value, str) and not value):
             return self.format_raw(value)
         return DisplayValue(text=value if isinstance(value, str) else str(value))
 
@@ -906,8 +855,10 @@ class DiffFormatter:
 
         Text fields (``TextField``) always get one; other strings when either
         side is at least ``long_text_threshold`` characters or spans lines.
+        Not when one side is empty: all struck or all new text would hide that
+        the other side is an empty string, which side by side shows.
         """
-        if not (isinstance(old, str) and isinstance(new, str)):
+        if not (isinstance(old, str) and isinstance(new, str)) or not old or not new:
             return None
         if model_field is not None and (
             model_field.choices or not isinstance(model_field, models.CharField | models.TextField)
@@ -917,6 +868,47 @@ class DiffFormatter:
         if not long_text and max(len(old), len(new)) < self.long_text_threshold and "\n" not in old + new:
             return None
         return word_diff(old, new, max_tokens=self.max_diff_tokens)
+
+    def format_json_change(
+        self, model_field: models.Field[Any, Any] | None, old: Any, new: Any
+    ) -> JsonDiffDisplay | None:
+        """Return the keys of a JSON object that changed, or None to show old and new side by side.
+
+        For ``JSONField`` columns (and columns no field has any more) whose
+        values before and after are both objects: keys added, removed and
+        changed, nested objects by path (``dimensions.width``), values as
+        compact JSON; unchanged keys apart, to be shown collapsed. Lists,
+        scalars and objects too big to list (``json_max_keys``) are shown
+        side by side.
+        """
+        if model_field is not None and not isinstance(model_field, models.JSONField):
+            return None
+        keys = json_diff(old, new, max_keys=self.json_max_keys, max_depth=self.json_max_depth)
+        if keys is None:
+            return None
+        rows = [
+            JsonKeyRow(
+                path=json_path(key.path),
+                parts=json_path_parts(key.path),
+                op=key.op,
+                old="" if key.op == "added" else self.json_value_text(key.old),
+                new="" if key.op == "removed" else self.json_value_text(key.new),
+            )
+            for key in keys
+        ]
+        return JsonDiffDisplay(
+            changed=tuple(row for row in rows if row.op != "equal"),
+            unchanged=tuple(row for row in rows if row.op == "equal"),
+        )
+
+    def json_value_text(self, value: Any) -> str:
+        """Return one value of a key-by-key JSON diff as compact JSON, cut at ``json_value_limit`` characters."""
+        text = pretty_json(value, indent=None)
+        if len(text) <= self.json_value_limit:
+            return text
+        rest = len(text) - self.json_value_limit
+        more = ngettext("%(count)d more character", "%(count)d more characters", rest) % {"count": rest}
+        return f"{text[: self.json_value_limit]}… ({more})"
 
     # -- who, what, where -----------------------------------------------------
 
@@ -998,6 +990,19 @@ class DiffFormatter:
             note = _("The context could not be decoded (nested too deeply, or a number too long); shown as stored.")
             return self.stored_text(entry.context), note
         return pretty_json(entry.context), ""
+
+
+def field_label(model_field: models.Field[Any, Any]) -> str:
+    """Return the label of a model field: its verbose name, capitalized, as the admin shows it.
+
+    Except a field named ``id`` without a verbose name of its own: Django names
+    the primary key it adds "ID", but derives "id" from the name of one a model
+    declares (a UUID key), which would make the same column "ID" on one model
+    and "Id" on another.
+    """
+    if model_field.name == "id" and str(model_field.verbose_name) == "id":
+        return "ID"
+    return str(capfirst(model_field.verbose_name))
 
 
 def local_time(moment: datetime.datetime) -> datetime.datetime:

@@ -32,7 +32,7 @@ from audit_log import history
 from audit_log.sql import bare_name
 from audit_log.triggers import column_of
 
-from ..diff import one_line
+from ..diff import field_label, one_line
 from ..fallbacks import PASSED_ON
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def state_notes(state: history.AuditState) -> Iterator[str]:
 
     def label(column: str) -> str:
         model_field = fields.get(column)
-        return str(capfirst(model_field.verbose_name)) if model_field is not None else column
+        return field_label(model_field) if model_field is not None else column
 
     for column, reason in sorted(state.unknown_columns.items()):
         why = REASONS.get(reason, reason)

@@ -1,5 +1,7 @@
 import datetime
 import decimal
+import re
+from html import unescape
 
 import pytest
 from django.contrib.admin import site
@@ -9,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,12 +24,13 @@ from audit_log_admin.diff import (
     DisplayValue,
     TextSegment,
     compute_diff,
+    field_label,
     pretty_json,
     word_diff,
 )
 from tests.admin.factories import LogEntryFactory
 from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
-from tests.testapp.models import AuditLogEntry, Awkward, Customer, WeirdName
+from tests.testapp.models import AuditLogEntry, Awkward, BigThing, Customer, Invoice, UUIDThing, WeirdName
 
 
 def formatter_for(user=None):
@@ -461,3 +465,197 @@ def test_formatter_labels_a_column_django_leaves_quoted_by_its_field():
     update = thing.audit_logs.first()
     [row] = formatted(update).rows
     assert (row.column, row.label) == ("Quoted Col", "Quoted number")
+
+
+# --- JSON key diffs, word diff spacing and labels, empty strings, field labels ---------------------
+
+
+def keys_of(json_display):
+    return [(key.path, key.op, key.old, key.new) for key in json_display.changed]
+
+
+def test_formatter_json_change_shows_the_keys_that_changed(user):
+    with audit_context("test", performed_by=user):
+        thing = Awkward.objects.create(
+            data={"roast": "medium-light", "origin": "Kenya", "dimensions": {"width": 10, "height": 5}, "old": 1}
+        )
+        thing.data = {"roast": "dark", "origin": "Kenya", "dimensions": {"width": 12, "height": 5}, "new": [1]}
+        thing.save()
+    row = rows_by_label(formatted(AuditLogEntry.objects.get(table_name="testapp_awkward", action="UPDATE")))["Data"]
+    assert keys_of(row.json) == [
+        ("dimensions.width", "changed", "10", "12"),
+        ("new", "added", "", "[1]"),
+        ("old", "removed", "1", ""),
+        ("roast", "changed", '"medium-light"', '"dark"'),
+    ]
+    assert [(key.path, key.new) for key in row.json.unchanged] == [("dimensions.height", "5"), ("origin", '"Kenya"')]
+    assert row.segments == ()
+
+
+def test_formatter_json_change_of_lists_and_scalars_is_shown_side_by_side(user):
+    with audit_context("test", performed_by=user):
+        thing = Awkward.objects.create(data=[1, 2])
+        thing.data = [1, 3]
+        thing.save()
+        thing.data = {"a": 1}
+        thing.save()
+    first, second = AuditLogEntry.objects.filter(table_name="testapp_awkward", action="UPDATE").order_by("id")
+    for entry, old, new in (
+        (first, "[\n  1,\n  2\n]", "[\n  1,\n  3\n]"),
+        (second, "[\n  1,\n  3\n]", '{\n  "a": 1\n}'),
+    ):
+        row = rows_by_label(formatted(entry))["Data"]
+        assert row.json is None
+        assert (row.old, row.new) == (DisplayValue(text=old, kind="json"), DisplayValue(text=new, kind="json"))
+
+
+def test_formatter_json_change_of_odd_data_is_shown_side_by_side_or_bounded(db):
+    awkward = ContentType.objects.get_for_model(Awkward)
+    big = {str(n): n for n in range(600)}
+    entry = LogEntryFactory(
+        content_type=awkward, table_name="testapp_awkward", changes={"data": [big, {**big, "0": -1}]}
+    )
+    row = rows_by_label(formatted(entry))["Data"]
+    assert row.json is None  # more keys than json_max_keys: the documents, as before
+    assert row.new.kind == "json"
+    long = {"a": "x" * 5_000}
+    entry = LogEntryFactory(content_type=awkward, table_name="testapp_awkward", changes={"data": [long, {"a": 1}]})
+    [key] = rows_by_label(formatted(entry))["Data"].json.changed
+    assert key.old == '"' + "x" * 999 + "… (4002 more characters)"
+    # A column no field has any more: its objects are compared too; not a JSON field: never.
+    entry = LogEntryFactory(changes={"gone": [{"a": 1}, {"a": 2}], "number": [{"a": 1}, {"a": 2}]})
+    rows = rows_by_label(formatted(entry))
+    assert keys_of(rows["gone"].json) == [("a", "changed", "1", "2")]
+    assert rows["Number"].json is None
+
+
+def test_formatter_json_change_of_a_masked_column_is_hidden(db):
+    formatter = formatter_for()
+    entry = LogEntryFactory(
+        content_type=ContentType.objects.get_for_model(Customer),
+        table_name="testapp_customer",
+        changes={"password": [{"a": 1}, {"a": 2}]},
+    )
+    row = formatted(entry, formatter).rows[0]
+    assert row.json is None
+    assert row.new.kind == "masked"
+
+
+def test_formatter_json_change_hook_that_fails_falls_back_to_side_by_side(db):
+    class Failing(DiffFormatter):
+        def format_json_change(self, model_field, old, new):
+            raise ValueError("odd data")
+
+    request = RequestFactory().get("/")
+    request.user = UserFactory(is_staff=True, is_superuser=True)
+    entry = LogEntryFactory(
+        content_type=ContentType.objects.get_for_model(Awkward),
+        table_name="testapp_awkward",
+        changes={"data": [{"a": 1}, {"a": 2}]},
+    )
+    row = formatted(entry, Failing(request=request, admin_site=site)).rows[0]
+    assert row.json is None
+    assert row.new.kind == "json"
+
+
+def test_history_view_shows_json_keys_escaped(superuser_client, user, history_url):
+    with audit_context("test", performed_by=user):
+        thing = Awkward.objects.create(data={"<b>key</b>": "<i>old</i>", "same": 1})
+        thing.data = {"<b>key</b>": "<i>new</i>", "same": 1}
+        thing.save()
+    content = superuser_client.get(history_url(thing)).content.decode()
+    assert '<tr class="audit-log-key audit-log-key-changed">' in content
+    assert "&quot;&lt;b&gt;key&lt;/b&gt;&quot;" in content
+    assert "<i>" not in content
+    assert '<ins class="audit-log-json-value">&quot;&lt;i&gt;new&lt;/i&gt;&quot;</ins>' in content
+    assert "1 unchanged key" in content
+
+
+def inline_diff_html(content):
+    return re.search(r'<td colspan="2" class="audit-log-inline-diff".*?</td>', content, re.S).group(0)
+
+
+def visible_text(html):
+    html = re.sub(r'<span class="visually-hidden">.*?</span>', "", html)
+    html = re.sub(r'<div class="audit-log-legend".*?</div>', "", html)
+    return unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def test_history_view_word_diff_keeps_a_space_between_removed_and_added_words(superuser_client, user, history_url):
+    with audit_context("test", performed_by=user):
+        invoice = InvoiceFactory(notes="A lemon tart")
+        invoice.notes = "A ripe peach tart"
+        invoice.save()
+    cell = inline_diff_html(superuser_client.get(history_url(invoice)).content.decode())
+    assert visible_text(cell) == "A lemon ripe peach tart"
+    assert re.search(r"<del>lemon</del>.*?</span> <span", cell)
+
+
+def test_history_view_word_diff_has_a_legend_and_labels_for_screen_readers(superuser_client, user, history_url):
+    with audit_context("test", performed_by=user):
+        invoice = InvoiceFactory(notes="A lemon tart")
+        invoice.notes = "A peach tart"
+        invoice.save()
+    cell = inline_diff_html(superuser_client.get(history_url(invoice)).content.decode())
+    legend = re.search(r'<div class="audit-log-legend" aria-hidden="true">(.*?)</div>', cell).group(1)
+    assert legend == '<span class="audit-log-legend-del">Before</span> <span class="audit-log-legend-ins">After</span>'
+    assert '<span class="visually-hidden">[Before: </span><del>lemon</del>' in cell
+    assert '<span class="visually-hidden">[After: </span><ins>peach</ins>' in cell
+
+
+def test_formatter_empty_string_is_shown_as_empty_not_as_null(user):
+    with audit_context("test", performed_by=user):
+        invoice = InvoiceFactory(number="INV-E", notes="")
+        invoice.notes = "now some"
+        invoice.save()
+    created, changed = AuditLogEntry.objects.filter(table_name="testapp_invoice").order_by("id")
+    empty = DisplayValue(text="empty", kind="blank")
+    assert rows_by_label(formatted(created))["Notes"].new == empty
+    assert rows_by_label(formatted(changed))["Notes"].old == empty
+    formatter = DiffFormatter(admin_site=site)
+    assert formatter.format_value(models.CharField(), None) == DisplayValue(text="-", kind="empty")
+    # Every path a string can take: text, a choice that has no "" option, a vanished column, other fields.
+    assert formatter.format_value(models.CharField(), "") == empty
+    assert formatter.format_value(models.CharField(choices=[("a", "A")]), "") == empty
+    assert formatter.format_value(None, "") == empty
+    assert formatter.format_value(models.UUIDField(), "") == empty
+    assert formatter.format_value(models.CharField(choices=[("", "Unknown")]), "").text == "Unknown"
+    assert formatter.format_value(ArrayField(models.CharField()), ["", "b"]).text == "empty, b"
+
+
+def test_history_and_entry_page_show_an_empty_string_visibly(superuser_client, user, history_url, entry_url):
+    with audit_context("test", performed_by=user):
+        invoice = InvoiceFactory(number="INV-E", notes="")
+    entry = AuditLogEntry.objects.get(table_name="testapp_invoice")
+    for url in (history_url(invoice), entry_url(entry)):
+        content = superuser_client.get(url).content.decode()
+        assert '<span class="audit-log-value audit-log-blank">empty</span>' in content
+
+
+def test_revert_page_shows_an_empty_string_visibly(superuser_client, user):
+    with audit_context("test", performed_by=user):
+        invoice = InvoiceFactory(number="INV-E", notes="")
+        invoice.notes = "filled in"
+        invoice.save()
+    changed = AuditLogEntry.objects.filter(table_name="testapp_invoice").order_by("id").last()
+    url = reverse("admin:testapp_invoice_audit_revert", args=[invoice.pk, changed.pk])
+    content = superuser_client.get(url).content.decode()
+    assert '<span class="audit-log-value audit-log-blank">empty</span>' in content
+
+
+@pytest.mark.parametrize(
+    "factory", [lambda: InvoiceFactory(), lambda: UUIDThing.objects.create(name="u"), lambda: BigThing.objects.create()]
+)
+def test_formatter_labels_every_id_field_id(user, factory):
+    with audit_context("test", performed_by=user):
+        obj = factory()
+    diff = formatted(AuditLogEntry.objects.get(object_id=str(obj.pk), action="INSERT"))
+    assert "ID" in rows_by_label(diff)
+    assert "Id" not in rows_by_label(diff)
+
+
+def test_field_label_is_the_capitalized_verbose_name():
+    assert field_label(Invoice._meta.get_field("customer")) == "Customer"
+    assert field_label(WeirdName._meta.get_field("quoted")) == "Quoted number"
+    assert field_label(UUIDThing._meta.get_field("id")) == "ID"
+    assert field_label(models.UUIDField(name="id", verbose_name="identifier")) == "Identifier"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -27,11 +27,12 @@ from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import router
-from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.db.models import Case, F, Model, QuerySet, Value, When
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
-from django.utils import formats, timezone
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
@@ -43,11 +44,13 @@ from audit_log.seal import last_seal
 from audit_log.triggers import is_audited
 
 from .conf import conf
+from .context_display import ContextRow, context_rows
 from .diff import DiffFormatter, DisplayValue, FormattedDiff, local_time, one_line
 from .fallbacks import history_object
-from .filters import FilterSetListFilter, LogEntryFilterSet, bounded_by_id
+from .filters import FilterSetListFilter, LogEntryFilterSet, bounded_by_id, url_without_empty_filters
 from .limits import LogQueryTimeout, bound_search, drop_invalid_dates, report_timeout, statement_timeout
 from .links import group_entries
+from .object_labels import deleted_row, label_object
 from .pagination import EstimatedCountPaginator, KeysetPage, capped_count, keyset_page
 from .permissions import log_visibility
 from .views.time_travel_display import HistoryLinks, entry_actions
@@ -350,6 +353,11 @@ def row_display(formatter: DiffFormatter, entry: BaseLogEntry) -> EntryDisplay:
     )
 
 
+def _cut(content: str, title: str) -> str:
+    """Wrap a changelist cell's content in a one-line box that ends in an ellipsis if cut, ``title`` on hover."""
+    return format_html('<span class="audit-log-cut" title="{}">{}</span>', title, content)
+
+
 def _link(value: DisplayValue) -> str:
     """Render a display value as escaped text, linked if it has a URL."""
     if value.url:
@@ -364,9 +372,11 @@ class EntryDetail:
     Attributes:
         display: The entry, formatted, with its full diff.
         context_json: The context, pretty-printed.
+        heading: The page's heading and breadcrumb: "Changed: Invoice INV-7".
+        context_rows: The context as labelled rows (see ``context_display``).
         extra_fields: ``(label, value)`` of the entry model's own fields.
         links: ``(label, url)`` of related pages.
-        same_transaction: ``(url, action, "Model object id")`` of the other
+        same_transaction: ``(url, action, "Invoice INV-7")`` of the other
             entries of the transaction (the first ``same_transaction_limit``).
         more_in_transaction: True if the transaction has more entries than listed.
         context_note: Why the context is shown as stored, if it is.
@@ -377,6 +387,8 @@ class EntryDetail:
 
     display: EntryDisplay
     context_json: str
+    heading: str = ""
+    context_rows: tuple[ContextRow, ...] = ()
     extra_fields: list[tuple[str, str]] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)
     same_transaction: list[tuple[str, str, str]] = field(default_factory=list)
@@ -466,7 +478,15 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
         return LogEntryChangeList
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        """Show the log with its newest seal (``manage.py audit_log_seal``), one query more."""
+        """Show the log with its newest seal (``manage.py audit_log_seal``), one query more.
+
+        A URL with empty filter parameters (``?user=&at_after=``, as a form
+        submitted without JavaScript sends them) redirects to itself without
+        them, so the address bar holds a URL worth sharing.
+        """
+        shorter = url_without_empty_filters(request, self)
+        if shorter is not None:
+            return HttpResponseRedirect(shorter)
         seal = last_seal(router.db_for_read(self.model))
         return super().changelist_view(request, {"audit_log_seal": seal, **(extra_context or {})})
 
@@ -512,8 +532,18 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
 
     @admin.display(description=gettext_lazy("date/time"))
     def when(self, entry: BaseLogEntry) -> str:
-        """When the change was made, in the current time zone."""
-        return str(formats.localize(local_time(entry.at)))
+        """When the change was made, in the current time zone: to the minute, the full time on hover.
+
+        One line ("2026-12-01 14:03") keeps the column narrow; a ``<time>``
+        element carries the exact moment for the title and for machines.
+        """
+        moment = local_time(entry.at)
+        return format_html(
+            '<time class="audit-log-when" datetime="{}" title="{}">{}</time>',
+            moment.isoformat(),
+            date_format(moment, "Y-m-d H:i:s T").strip(),  # no zone name for a naive time (USE_TZ = False)
+            date_format(moment, "Y-m-d H:i"),
+        )
 
     @admin.display(description=gettext_lazy("action"))
     def action_label(self, entry: BaseLogEntry) -> str:
@@ -531,22 +561,27 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
 
     @admin.display(description=gettext_lazy("object"))
     def object_label(self, entry: BaseLogEntry) -> str:
-        """The logged object, linked to its admin page while it exists."""
+        """The logged object, linked to its admin page while it exists; a long name is cut, whole on hover."""
         value = self._display(entry).object
-        return _link(value) if value is not None else ""
+        return _cut(_link(value), value.text) if value is not None else ""
 
     @admin.display(description=gettext_lazy("user"))
     def who(self, entry: BaseLogEntry) -> str:
-        """Who made the change, linked to the user's admin page while the user exists."""
-        return _link(self._display(entry).who)
+        """Who made the change, linked to the user's admin page while the user exists; on one line."""
+        value = self._display(entry).who
+        return _cut(_link(value), value.text)
 
     @admin.display(description=gettext_lazy("context"))
     def context_type_label(self, entry: BaseLogEntry) -> str:
-        """The kind of context, and its one-line summary."""
+        """The kind of context, and its one-line summary (a request's path ...), cut to the column, whole on hover."""
         display = self._display(entry)
+        label = format_html('<span class="audit-log-context-type">{}</span>', entry.context_type_label)
         if not display.context:
-            return entry.context_type_label
-        return format_html('{}<div class="audit-log-context">{}</div>', entry.context_type_label, display.context)
+            return label
+        summary = format_html(
+            '<div class="audit-log-context audit-log-cut" title="{}">{}</div>', display.context, display.context
+        )
+        return format_html("{}{}", label, summary)
 
     @admin.display(description=gettext_lazy("changes"))
     def summary(self, entry: BaseLogEntry) -> str:
@@ -568,12 +603,9 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
         if obj is not None:
             detail = self.get_entry_detail(request, obj)
             context["audit_log"] = detail
-            # "Changed: Invoice INV-7" says more than the entry's str() (a table name and a UTC time).
-            shown = detail.display.object or DisplayValue(text=obj.object_id)
-            what = shown.text if shown.kind in ("deleted", "unloadable") else f"{detail.display.model} {shown.text}"
-            context["subtitle"] = f"{obj.get_action_display()}: {what}"
-            if detail.display.summary:  # a many-to-many link: "Tags: link added (Article Ethiopia)"
-                context["subtitle"] = f"{detail.display.summary} ({what})"
+            # "Changed: Invoice INV-7" says more than the entry's str() (a table name and a UTC time);
+            # the template's breadcrumb says the same.
+            context["subtitle"] = detail.heading
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_entry_detail(self, request: HttpRequest, entry: BaseLogEntry) -> EntryDetail:
@@ -581,6 +613,11 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
         formatter = self.get_audit_log_formatter(request)
         formatter.prefetch([entry], objects=True)
         obj_display = formatter.format_object(entry)
+        gone = formatter.logged_object(entry) is None and not formatter.object_unloadable(entry)
+        own_row = deleted_row(self.get_queryset(request), entry) if gone else None
+        label = label_object(formatter, entry, deleted_row=own_row)
+        if obj_display.kind != "unloadable":  # the formatter's label is the one its other pages show
+            obj_display = replace(obj_display, text=label.short)
         display = EntryDisplay(
             entry=entry,
             diff=formatter.format_entry(entry),
@@ -591,7 +628,16 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
             summary=formatter.summarize(entry) if formatter.is_link(entry) else "",
         )
         context_json, context_note = formatter.format_context_json(entry)
-        detail = EntryDetail(display=display, context_json=context_json, context_note=context_note)
+        heading = f"{entry.get_action_display()}: {label.full}"
+        if display.summary:  # a many-to-many link: "Tags: link added (Article Ethiopia)"
+            heading = f"{display.summary} ({label.full})"
+        detail = EntryDetail(
+            display=display,
+            context_json=context_json,
+            context_note=context_note,
+            heading=heading,
+            context_rows=context_rows(entry),
+        )
         detail.actions = entry_actions(self.admin_site, request, entry, formatter)
         base_fields = {f.name for f in BaseLogEntry._meta.get_fields()}
         for model_field in type(entry)._meta.concrete_fields:
@@ -627,13 +673,23 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
                 (_("Entries of this context"), log_changelist_url(self.admin_site, context_id=entry.context_id))
             )
 
-        # values(): only what the list shows, not every entry's changes.
+        # only(): what the list shows, not every entry's changes; a DELETE's row names its deleted object.
+        changes_field = type(entry)._meta.get_field("changes")
         others_query = (
             self.get_queryset(request)
+            .select_related(None)
+            .select_related("content_type")
             .filter(transaction_id=entry.transaction_id)
             .exclude(pk=entry.pk)
             .order_by("id")
-            .values("pk", "action", "object_id", "content_type_id", "table_name")[: self.same_transaction_limit + 1]
+            .only("pk", "action", "object_id", "content_type", "table_name")
+            .annotate(
+                audit_log_deleted_row=Case(
+                    When(action=Action.DELETE, then=F("changes")),
+                    default=Value(None),
+                    output_field=changes_field.clone(),  # decodes as the log's field does, odd JSON included
+                )
+            )[: self.same_transaction_limit + 1]
         )
         try:
             with statement_timeout(others_query.db):
@@ -642,32 +698,37 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
             others = []
             detail.transaction_note = _("The other entries of this transaction took too long to find.")
         detail.more_in_transaction = len(others) > self.same_transaction_limit
+        others = others[: self.same_transaction_limit]
+        # The objects, one query per model; the entry's own object is fetched already.
+        own = (entry.content_type_id, entry.object_id)
+        formatter.prefetch(
+            [other for other in others if (other.content_type_id, other.object_id) != own], related=False, objects=True
+        )
+        # An object deleted in this transaction is named by the row its DELETE logged, on each of its lines.
+        deleted_rows = {
+            (other.content_type_id, other.object_id): other.audit_log_deleted_row
+            for other in others
+            if other.action == Action.DELETE
+        }
+        if own_row is not None:
+            deleted_rows[own] = own_row
         actions = dict(Action.choices)
         linked = entry_url(request, self.admin_site, entry) != ""  # may the user view entries?
         entry_opts = type(entry)._meta
-        for other in others[: self.same_transaction_limit]:
-            other_model = _model_of(other["content_type_id"])
-            name = capfirst(other_model._meta.verbose_name) if other_model is not None else other["table_name"]
+        for other in others:
             url = ""
             if linked:
                 url = reverse(
                     f"{self.admin_site.name}:{entry_opts.app_label}_{entry_opts.model_name}_change",
-                    args=(quote(other["pk"]),),
+                    args=(quote(other.pk),),
                     current_app=self.admin_site.name,
                 )
-            action = str(actions.get(other["action"], other["action"]))
-            detail.same_transaction.append((url, action, f"{name} {other['object_id']}"))
+            action = str(actions.get(other.action, other.action))
+            other_label = label_object(
+                formatter, other, deleted_row=deleted_rows.get((other.content_type_id, other.object_id))
+            )
+            detail.same_transaction.append((url, action, other_label.full))
         return detail
-
-
-def _model_of(content_type_id: int | None) -> type[Model] | None:
-    """Return the model of a content type id (Django caches content types), None if it is gone."""
-    if content_type_id is None:
-        return None
-    try:
-        return ContentType.objects.get_for_id(content_type_id).model_class()
-    except ContentType.DoesNotExist:
-        return None
 
 
 def register_log_entry_admin(site: admin.AdminSite | None = None) -> bool:

@@ -33,11 +33,8 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import DateRangeWidget, SuffixedMultiWidget
 
-from audit_log.conf import conf as core_conf
-from audit_log.history_write import RESTORE, REVERT
 from audit_log.m2m import auto_created_links
-from audit_log.models import HTTP_REQUEST, MANAGEMENT_COMMAND, Action
-from audit_log.sql import UNKNOWN_CONTEXT_TYPE
+from audit_log.models import Action, context_type_labels
 from audit_log.triggers import is_audited, resolve_columns
 
 from .permissions import LogVisibility, log_visibility
@@ -72,9 +69,13 @@ def audited_content_type_choices() -> list[tuple[str, str]]:
 
 def known_context_types() -> list[str]:
     """Return the context types worth suggesting: the built-in ones and ``AUDIT_LOG_CONTEXT_TYPE_CHOICES``."""
-    return sorted(
-        {HTTP_REQUEST, MANAGEMENT_COMMAND, UNKNOWN_CONTEXT_TYPE, REVERT, RESTORE, *core_conf.context_type_choices}
-    )
+    return sorted(context_type_labels())
+
+
+def context_type_suggestions() -> list[tuple[str, str]]:
+    """Return ``(context type, label)`` of :func:`known_context_types`: the filter takes the type, shows the label."""
+    labels = context_type_labels()
+    return [(value, labels[value]) for value in known_context_types()]
 
 
 class FilterForm(forms.Form):
@@ -86,7 +87,11 @@ class FilterForm(forms.Form):
 
 
 class DatalistTextInput(forms.TextInput):
-    """A text input with suggestions (an HTML ``<datalist>``) that still accepts any value."""
+    """A text input with suggestions (an HTML ``<datalist>``) that still accepts any value.
+
+    Suggestions are values, or ``(value, label)`` pairs: the browser fills in
+    the value and shows the label beside it.
+    """
 
     template_name = "audit_log_admin/widgets/datalist.html"
 
@@ -101,7 +106,9 @@ class DatalistTextInput(forms.TextInput):
         list_id = f"{context['widget']['attrs'].get('id') or name}-suggestions"
         context["widget"]["attrs"]["list"] = list_id
         context["widget"]["list_id"] = list_id
-        context["widget"]["suggestions"] = list(suggestions)
+        context["widget"]["suggestions"] = [
+            (item[0], item[1]) if isinstance(item, tuple | list) else (item, "") for item in suggestions
+        ]
         return context
 
 
@@ -148,7 +155,7 @@ class LogEntryFilterSet(django_filters.FilterSet):
         label=_("Object ID"), help_text=_("The primary key. With a model, found through the per-object index.")
     )
     context_type = django_filters.CharFilter(
-        label=_("Context type"), widget=DatalistTextInput(suggestions=known_context_types)
+        label=_("Context type"), widget=DatalistTextInput(suggestions=context_type_suggestions)
     )
     path = django_filters.CharFilter(
         field_name="context__path",
@@ -303,13 +310,54 @@ def parameter_names(filterset_class: type[django_filters.FilterSet]) -> list[str
     return names
 
 
+def url_without_empty_filters(request: HttpRequest, model_admin: ModelAdmin[Any]) -> str | None:
+    """Return the request's URL without its empty ``FilterSet`` parameters; None if it has none.
+
+    A GET form sends every field, so ``?user=&action=UPDATE&at_after=``
+    means ``?action=UPDATE``: the same list under a longer address. The
+    parameters of every :class:`FilterSetListFilter` in the admin's
+    ``list_filter`` are checked; a value of only spaces is empty too (the
+    form strips it). Other parameters (``q``, ``o``, ``p``, the date
+    hierarchy's ...) stay as they are, in their order.
+
+    Args:
+        request: The changelist request.
+        model_admin: The admin whose changelist it is.
+
+    Returns:
+        The path with the remaining query string, or None if nothing is dropped (or not a GET).
+    """
+    if request.method != "GET":
+        return None
+    names: set[str] = set()
+    for list_filter in model_admin.list_filter:
+        if isinstance(list_filter, type) and issubclass(list_filter, FilterSetListFilter):
+            filterset_class = list_filter.filterset_class or getattr(model_admin, "filterset_class", None)
+            if filterset_class is not None:
+                names.update(parameter_names(filterset_class))
+    kept = QueryDict(mutable=True)
+    dropped = False
+    for name, values in request.GET.lists():
+        if name in names:
+            non_empty = [value for value in values if value.strip()]
+            dropped = dropped or len(non_empty) < len(values)
+            values = non_empty
+        if values:
+            kept.setlist(name, values)
+    if not dropped:
+        return None
+    return f"{request.path}?{kept.urlencode()}" if kept else request.path
+
+
 class FilterSetListFilter(ListFilter):
     """Show a django-filter ``FilterSet`` in the admin's filter sidebar and filter the changelist with it.
 
     The ``FilterSet`` class is the model admin's ``filterset_class`` (or this
     class's, in a subclass). Every parameter its form reads is claimed here, so
     Django never passes it to ``QuerySet.filter()``. Invalid values are shown
-    as form errors (and a message) and match no entries.
+    as form errors (and a message) and match no entries. To keep empty
+    parameters out of the URL without JavaScript, redirect to
+    :func:`url_without_empty_filters` in ``changelist_view``, as ``LogEntryAdmin`` does.
     """
 
     title = _("Filter entries")

@@ -114,3 +114,34 @@ def test_log_entry_admin_uses_one_bridge(rf):
     assert LogEntryAdmin.list_filter == (FilterSetListFilter,)
     assert LogEntryAdmin.filterset_class is LogEntryFilterSet
     assert LogEntryAdmin(AuditLogEntry, admin.site).get_changelist(rf.get("/")) is LogEntryChangeList
+
+
+# --- empty parameters: the URL without them -----------------------------------------------------
+
+
+def test_changelist_with_empty_filter_parameters_redirects_without_them(superuser_client, log_url):
+    response = superuser_client.get(
+        "/admin/testapp/auditlogentry/?user=&action=UPDATE&at_after=&at_before=+&q=INV&at__year=2026&p=2&o=1"
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/testapp/auditlogentry/?action=UPDATE&q=INV&at__year=2026&p=2&o=1"
+
+
+def test_changelist_with_only_empty_filter_parameters_redirects_to_the_plain_list(superuser_client, log_url):
+    response = superuser_client.get(log_url(model="", user="", context_type=""))
+    assert response.status_code == 302
+    assert response["Location"] == log_url()
+
+
+def test_changelist_keeps_the_non_empty_values_of_a_repeated_parameter(superuser_client, log_url):
+    response = superuser_client.get("/admin/testapp/auditlogentry/?user=&user=alice&q=")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/testapp/auditlogentry/?user=alice&q="
+
+
+def test_changelist_without_empty_filter_parameters_is_not_redirected(superuser_client, log_url):
+    LogEntryFactory(action="UPDATE")
+    assert superuser_client.get(log_url(action="UPDATE", q="")).status_code == 200
+    assert superuser_client.get(log_url()).status_code == 200
+    # A filter that is set but invalid stays, to be shown with its error.
+    assert superuser_client.get(log_url(transaction="abc")).status_code == 200

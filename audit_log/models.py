@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import conf
 from .fields import AuditLogsField, ContentTypeId
-from .indexes import BrinIndex
+from .indexes import BrinIndex, DeletionsIndex
 from .request_info import request_details
 from .serialization import jsonable
 from .sql import UNKNOWN_CONTEXT_TYPE
@@ -369,6 +369,8 @@ class BaseLogEntry(ContextFields):
             BrinIndex(fields=["at"], pages_per_range=32),
             BrinIndex(fields=["transaction_id"], pages_per_range=32),
             BrinIndex(fields=["context_id"], pages_per_range=32),
+            # Only DELETE entries: the "Recover deleted" list, newest first per model.
+            DeletionsIndex(fields=["content_type", "id"]),
         ]
 
     def __str__(self) -> str:

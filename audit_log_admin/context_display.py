@@ -27,8 +27,8 @@ from audit_log.models import HTTP_REQUEST, MANAGEMENT_COMMAND, UndecodableJSON
 from audit_log.sql import UNKNOWN_CONTEXT_TYPE
 
 # The options every command has, which the one-line summary leaves out too.
-from .diff import _COMMON_COMMAND_OPTIONS as COMMON_COMMAND_OPTIONS
-from .diff import one_line
+from .entry_text import COMMON_COMMAND_OPTIONS
+from .json_diff import one_line
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise

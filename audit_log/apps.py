@@ -12,7 +12,11 @@ class AuditLogConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the system checks."""
-        from . import checks
+        """Register the system checks, and the creation of log partitions ahead after ``migrate``."""
+        from django.db.models.signals import post_migrate
+
+        from . import checks, partition_health
 
         checks.register()
+        # Sent once per app by each migrate; this app's is enough.
+        post_migrate.connect(partition_health.ensure_after_migrate, sender=self, dispatch_uid="audit_log_partitions")

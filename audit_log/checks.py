@@ -21,6 +21,7 @@ from django.db.models import Model
 from django.utils.module_loading import import_string
 
 from . import m2m, triggers
+from .conf import conf
 from .fields import AuditLogsField
 from .loading import get_context_model, get_log_entry_model
 
@@ -41,6 +42,10 @@ def register() -> None:
     checks.register(_when_installed(check_models), CHECK_TAG, checks.Tags.models)
     checks.register(_when_installed(check_databases), CHECK_TAG, checks.Tags.database, checks.Tags.compatibility)
     checks.register(_when_installed(check_middleware), CHECK_TAG)
+    checks.register(_when_installed(check_partitioning_setting), CHECK_TAG)
+    # Only the database tag, like Django's own checks that query: `check --tag audit_log` (which Django 6 runs
+    # with every alias) stays static; migrate and `check --database` run it.
+    checks.register(_when_installed(check_partitions), checks.Tags.database)
 
 
 def _when_installed(check: Callable[..., list[checks.CheckMessage]]) -> Callable[..., list[checks.CheckMessage]]:
@@ -85,7 +90,23 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors += _check_plain_settings(
         {name: getattr(settings, name) for name in dir(settings) if name.startswith("AUDIT_LOG_")}
     )
+    errors += _check_read_database(getattr(settings, "AUDIT_LOG_READ_DATABASE", None), settings.DATABASES)
     return errors
+
+
+def _check_read_database(alias: Any, databases: Mapping[str, Any]) -> list[checks.CheckMessage]:
+    """Check that ``AUDIT_LOG_READ_DATABASE`` is unset or names a configured database alias."""
+    if alias is None or alias == "" or (isinstance(alias, str) and alias in databases):
+        return []
+    return [
+        checks.Error(
+            f"AUDIT_LOG_READ_DATABASE is {alias!r}, which is no alias of DATABASES "
+            f"({', '.join(repr(name) for name in databases)}).",
+            hint="Set it to the alias of the database the log is read from (e.g. a replica's), add that alias "
+            "to DATABASES, or remove the setting to read the log from the primary.",
+            id="audit_log.E014",
+        )
+    ]
 
 
 def _check_models_pair(context_model: type[Model] | None, entry_model: type[Model] | None) -> list[checks.CheckMessage]:
@@ -282,6 +303,35 @@ def check_databases(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
         models = [model for model in audited if router.allow_migrate_model(alias, model)]
         errors += _check_connection(connections[alias], models)
     return errors
+
+
+def check_partitioning_setting(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Check that ``AUDIT_LOG_PARTITIONING`` is None, "month", "week" or "day"."""
+    try:
+        conf.partitioning  # noqa: B018  # read for the error it raises
+    except ImproperlyConfigured as error:
+        return [checks.Error(str(error), hint="Use one of the values or leave it unset.", id="audit_log.E015")]
+    return []
+
+
+def check_partitions(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Warn when the log's default partition holds rows, or the table and the setting disagree (database check).
+
+    Like Django's own database checks, it runs only for the databases the
+    command names (``migrate``, ``check --database``).
+    """
+    from . import partition_health
+
+    try:
+        interval, log_model = conf.partitioning, get_log_entry_model()
+    except ImproperlyConfigured:
+        return []  # E015, E002 say why
+    warnings: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        if router.allow_migrate_model(alias, log_model):
+            found = partition_health.problems(connections[alias], log_model._meta.db_table, interval)
+            warnings += [checks.Warning(f"{p.message} (database {alias!r})", hint=p.hint, id=p.id) for p in found]
+    return warnings
 
 
 def _check_connection(connection: BaseDatabaseWrapper, models: Sequence[type[Model]]) -> list[checks.CheckMessage]:

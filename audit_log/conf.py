@@ -67,5 +67,40 @@ class AuditLogSettings:
             raise ImproperlyConfigured(f"AUDIT_LOG_SEAL_KEY must be bytes or str, not {type(raw).__name__}.")
         return raw or None
 
+    @property
+    def read_database(self) -> str | None:
+        """``AUDIT_LOG_READ_DATABASE`` (default None): the database alias the log is read from for display.
+
+        The admin's log pages and ``obj.audit_logs`` read there (e.g. a
+        streaming replica); writes, triggers, ``revert()`` and ``restore()``
+        stay on the primary (see ``audit_log.routing``). None or empty: the
+        log is read where it always was (the object's or the router's
+        database). audit_log.E014 reports an alias missing from ``DATABASES``.
+        """
+        raw: Any = getattr(settings, "AUDIT_LOG_READ_DATABASE", None)
+        return str(raw) if raw else None
+
+    @property
+    def partitioning(self) -> str | None:
+        """``AUDIT_LOG_PARTITIONING`` (default None): partition the log table by ``"month"``, ``"week"`` or ``"day"``.
+
+        Read when the log table is created (by its migration) and by
+        ``audit_log_partitions``; an existing table is converted with
+        ``manage.py audit_log_partitions --convert``.
+
+        Raises:
+            ImproperlyConfigured: If the setting is not None or one of the three intervals.
+        """
+        raw: Any = getattr(settings, "AUDIT_LOG_PARTITIONING", None)
+        if raw is None or raw == "":
+            return None
+        if raw not in PARTITION_INTERVALS:
+            choices = ", ".join(repr(interval) for interval in PARTITION_INTERVALS)
+            raise ImproperlyConfigured(f"AUDIT_LOG_PARTITIONING must be None, {choices}, not {raw!r}.")
+        return str(raw)
+
+
+#: The values of ``AUDIT_LOG_PARTITIONING`` besides None: the span of one partition.
+PARTITION_INTERVALS = ("month", "week", "day")
 
 conf = AuditLogSettings()

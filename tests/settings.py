@@ -1,5 +1,7 @@
 """Settings for the test suite: a real PostgreSQL from DATABASE_URL, else an embedded one."""
 
+import os
+
 from tools.postgres import database_settings
 
 SECRET_KEY = "tests-only"
@@ -61,3 +63,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast tes
 AUDIT_LOG_CONTEXT_MODEL = "testapp.AuditLogContext"
 AUDIT_LOG_ENTRY_MODEL = "testapp.AuditLogEntry"
 AUDIT_LOG_CONTEXT_TYPE_CHOICES = {"celery-task": "Celery task"}
+# The suite runs once more with the log partitioned (.ci/run): AUDIT_LOG_PARTITIONING=month.
+AUDIT_LOG_PARTITIONING = os.environ.get("AUDIT_LOG_PARTITIONING") or None

@@ -13,6 +13,7 @@ from audit_log.context import audit_context
 from audit_log.guard import log_maintenance
 from audit_log.models import AuditLoggedQuerySet
 from tests import factories
+from tests.plans import index_pattern
 from tests.testapp.models import (
     AuditLogEntry,
     BigThing,
@@ -150,6 +151,6 @@ def test_audited_probes_the_per_object_index(factory):
             cursor.execute(f"SET LOCAL enable_{setting} = off")
         plan = model.objects.audited(action="UPDATE").order_by("-pk")[:10].explain()
     # The subquery's table alias: u0 (Django 5.2) or "U0" (Django 6).
-    probe = re.search(rf"Index Scan using {index.name} on \S+ \S+  .*\n\s*Index Cond: (.*)", plan)
+    probe = re.search(rf"Index Scan using {index_pattern(index.name)} on \S+ \S+  .*\n\s*Index Cond: (.*)", plan)
     assert probe is not None, plan
     assert "object_id = " in probe[1], plan

@@ -8,6 +8,7 @@ from django.db.models import Q
 
 from audit_log.fields import AuditLogsField
 from audit_log.indexes import BrinIndex, DeletionsIndex
+from tests.plans import index_names
 from tests.testapp.models import AuditLogEntry, Customer, Invoice
 
 
@@ -100,4 +101,4 @@ def test_recover_list_reads_deletions_through_the_partial_index():
         finally:
             cursor.execute("RESET enable_seqscan")
     deletions_index = next(index.name for index in AuditLogEntry._meta.indexes if isinstance(index, DeletionsIndex))
-    assert deletions_index in plan
+    assert any(name in plan for name in index_names(deletions_index)), plan

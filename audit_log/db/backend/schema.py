@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.backends.postgresql import schema
 from django.db.models import Field, Model
 
-from ... import guard, m2m, sql, triggers
+from ... import guard, m2m, partitions, sql, triggers
 from ...conf import conf
 from ...fields import AuditLogsField
 
@@ -51,12 +51,58 @@ class AuditLogSchemaEditorMixin(_EditorBase):
     # --- tables ---------------------------------------------------------
 
     def create_model(self, model: type[Model]) -> None:
-        """Create the table, then its triggers if the model is audited (or its guard, for the log)."""
+        """Create the table, then its triggers if the model is audited (or its guard, for the log).
+
+        With ``AUDIT_LOG_PARTITIONING`` set, the log table is created
+        partitioned on ``at``, with its default partition and the partitions
+        of the current interval and ``partitions.DEFAULT_AHEAD`` more. Its
+        indexes are created on the parent afterwards (Django defers them),
+        so every partition, now or later, gets each of them.
+        """
         super().create_model(model)
         if audit := self.audit_options(model):
             triggers.install(self, model, audit=audit)
         if self._is_log_model(model):
             guard.install(self, model)
+            if interval := self._log_partitioning(model):
+                partitions.create_partitions(
+                    self.connection,
+                    model._meta.db_table,
+                    interval,
+                    ahead=partitions.DEFAULT_AHEAD,
+                    schema_editor=self,
+                    at_column=self._at_column(model),
+                )
+
+    def table_sql(self, model: type[Model]) -> tuple[str, list[Any]]:
+        """Return ``CREATE TABLE``; for a partitioned log: key ``(id, at)`` and ``PARTITION BY RANGE (at)``.
+
+        A partitioned table's unique keys must include the partition key, so
+        the database key is ``(id, at)`` while Django keeps ``id`` as the
+        primary key: the identity sequence alone makes it unique.
+        """
+        statement, params = super().table_sql(model)
+        if not self._log_partitioning(model):
+            return statement, params
+        pk, at = model._meta.pk, self._at_column(model)
+        assert pk is not None  # a concrete model always has one
+        # The definition list ends at the last parenthesis (a tablespace clause may follow).
+        end = statement.rindex(")")
+        key = f", PRIMARY KEY ({self.quote_name(pk.column or pk.name)}, {self.quote_name(at)})"
+        head, tail = statement[:end] + key + ")", statement[end + 1 :]
+        return f"{head} {partitions.partition_by_clause(at)}{tail}", params
+
+    def column_sql(
+        self, model: type[Model], field: Field[Any, Any], include_default: bool = False
+    ) -> tuple[None, None] | tuple[str, list[Any]]:
+        """Return a column's definition; a partitioned log's ``id`` without its own PRIMARY KEY (see table_sql)."""
+        result = super().column_sql(model, field, include_default)
+        definition, params = result
+        if definition is None or not (field.primary_key and self._log_partitioning(model)):
+            return result
+        if " PRIMARY KEY" not in definition:  # pragma: no cover  # Django has always written it inline
+            raise NotImplementedError(f"Unexpected primary key column definition: {definition}")
+        return definition.replace(" PRIMARY KEY", "", 1), list(params or [])
 
     def delete_model(self, model: type[Model]) -> None:
         """Drop the triggers of an audited model, then its table."""
@@ -178,6 +224,16 @@ class AuditLogSchemaEditorMixin(_EditorBase):
     @staticmethod
     def _is_log_model(model: type[Model]) -> bool:
         return model._meta.label_lower == conf.entry_model.lower()
+
+    @classmethod
+    def _log_partitioning(cls, model: type[Model]) -> str | None:
+        """The partition interval if ``model`` is the log and ``AUDIT_LOG_PARTITIONING`` is set, else None."""
+        return conf.partitioning if cls._is_log_model(model) else None
+
+    @staticmethod
+    def _at_column(model: type[Model]) -> str:
+        field = model._meta.get_field("at")
+        return sql.bare_name(getattr(field, "column", None) or "at")
 
     def _audit_family(self, model: type[Model], *, old: AuditLogsField | None, new: AuditLogsField | None) -> None:
         """Apply a change of ``model``'s ``AuditLogsField`` (added, removed or altered) to its tables.

@@ -7,7 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections, router
 
-from ... import guard, privileges, triggers
+from ... import guard, partition_health, partitions, privileges, triggers
+from ...conf import conf
 from ...loading import get_log_entry_model
 
 
@@ -39,10 +40,23 @@ class Command(BaseCommand):
             self.stdout.write(line)
         # Not drift: development databases are often used as a superuser.
         self.stdout.write(f"Log privileges: {privileges.report_for(connection)}")
+        if router.allow_migrate_model(connection.alias, log_model):
+            self._partitions(connection, log_model._meta.db_table)
         drifted = [result for result in results if not result.ok]
         if drifted:
             raise CommandError(
                 f"{len(drifted)} of {len(results)} audited tables have drifted. Run migrate, or "
                 "`manage.py audit_log_install` to reinstall the triggers.",
                 returncode=1,
+            )
+
+    def _partitions(self, connection: Any, table: str) -> None:
+        """Say how the log is partitioned; warn (not drift) about the default partition or the setting."""
+        problems = partition_health.problems(connection, table, conf.partitioning)
+        for problem in problems:
+            self.stdout.write(self.style.WARNING(f"Log partitions: {problem.id} {problem.message} {problem.hint}"))
+        if not problems and partitions.is_partitioned(connection, table):
+            count = len(partitions.list_partitions(connection, table))
+            self.stdout.write(
+                f"Log partitions: by {conf.partitioning}, {count} partitions, the default partition is empty"
             )

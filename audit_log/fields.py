@@ -1,12 +1,15 @@
 """``AuditLogsField``: ``obj.audit_logs``, and the marker the schema editor looks for.
 
-``obj.audit_logs`` is Django's generic related manager with two changes. It
+``obj.audit_logs`` is Django's generic related manager with three changes. It
 filters on the content type through :class:`ContentTypeId`, so reading an
 object's log is one query even when ContentType's cache is cold (Django's
 manager looks the content type up in its ``__init__``, a query of its own).
 And it is read-only: log entries are written by the triggers, so ``add()``,
 ``create()``, ``clear()`` and the other writes through the relation raise
-:class:`ReadOnlyRelationError` instead of forging or deleting history.
+:class:`ReadOnlyRelationError` instead of forging or deleting history. And it
+reads from ``AUDIT_LOG_READ_DATABASE`` when that is set (see
+``audit_log.routing``); ``obj.audit_logs.db_manager(alias)`` still reads
+where it is told.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from django.db.models.sql.where import AND, WhereNode
 from django.utils.functional import cached_property
 
 from .conf import UNSET_MODEL, conf
+from .routing import log_read_database
 
 if TYPE_CHECKING:
     from .history import Reverted
@@ -207,6 +211,10 @@ def create_audit_logs_manager(superclass: type[Any], rel: GenericRel) -> type[An
             self.object_id_field_name = field.object_id_field_name
             self.prefetch_cache_name = field.attname
             self.pk_val = instance.pk
+            if conf.read_database:
+                # Read at each obj.audit_logs (a new manager each time), so override_settings works.
+                # Django's manager reads self._db in get_queryset() and its prefetch.
+                self._db = log_read_database(instance)
 
         def __call__(self, *, manager: str) -> Any:
             # Django's version builds its own class, losing everything here.

@@ -523,7 +523,9 @@ def _key_before(entry: BaseLogEntry, model: type[Model]) -> tuple[str, bool, int
     return str(entry.object_id), False, history_sql.MAX_ID
 
 
-def state_before(entry: BaseLogEntry, *, model: type[Model] | None = None) -> AuditState | None:
+def state_before(
+    entry: BaseLogEntry, *, model: type[Model] | None = None, using: str | None = None
+) -> AuditState | None:
     """Return the object ``entry`` changed, as it was just before the entry.
 
     For a DELETE of the object, its many-to-many sets are those before the
@@ -533,6 +535,8 @@ def state_before(entry: BaseLogEntry, *, model: type[Model] | None = None) -> Au
         entry: A log entry of an audited model (its own table or a link table).
         model: The model, when the entry's content type names no installed
             one (a historical model in a migration); default: the content type's.
+        using: The database to read the log from; default: the one ``entry``
+            was read from (``restore()`` passes the primary).
 
     Returns:
         The state, or None before the object's INSERT.
@@ -546,7 +550,7 @@ def state_before(entry: BaseLogEntry, *, model: type[Model] | None = None) -> Au
     found = _rebuild(
         model,
         key,
-        using=entry._state.db,
+        using=using or entry._state.db,
         bound="before",
         value=entry.pk,
         at=entry.at,

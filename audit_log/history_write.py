@@ -34,6 +34,7 @@ from .context import audit_context
 from .history_compare import Difference, compare, first_line, link_differences, row_difference
 from .loading import get_log_entry_model
 from .models import RESTORE, REVERT
+from .routing import primary_database
 
 if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
@@ -168,9 +169,11 @@ def _revert_state(
     """Return the state :func:`revert` writes back, the object's key, and the context's details."""
     if isinstance(target, datetime.datetime):
         if obj is not None:
-            model, pk, using = type(obj), obj.pk, using or obj._state.db
+            model, pk = type(obj), obj.pk
         if model is None or pk is None:
             raise TypeError("revert(when) needs the object: obj=..., or model=... and pk=...")
+        # The state to write back comes from the primary, never from a (lagging) read database.
+        using = using or primary_database(model, obj)
         when = history._aware(target)
         found = history._rebuild(model, pk, using=using, bound="at", value=when, at=when)
         details: dict[str, Any] = {"as_of": when.isoformat()}
@@ -186,7 +189,7 @@ def _revert_state(
             found = history._rebuild(
                 model,
                 key,
-                using=using or entry._state.db,
+                using=using or primary_database(model, entry),
                 bound="before",
                 value=entry.pk,
                 at=entry.at,
@@ -202,7 +205,7 @@ def _revert_state(
             found = history._rebuild(
                 model,
                 key,
-                using=using or obj._state.db,
+                using=using or primary_database(model, obj),
                 bound="before",
                 value=entry.pk,
                 at=entry.at,
@@ -254,7 +257,8 @@ def restore(
             f"restore() takes the DELETE entry of an object's row; entry {entry.pk} is a {entry.action} of "
             f"{entry.table_name}."
         )
-    state = history.state_before(entry, model=model)
+    # From the primary, whatever database the entry came from: never write back a lagging replica's state.
+    state = history.state_before(entry, model=model, using=primary_database(model, entry))
     if state is None:  # pragma: no cover - a DELETE always logs the row it removed
         raise RevertConflict("absent", f"Entry {entry.pk} records no row to restore.")
     details = {"restored_entry": entry.pk}

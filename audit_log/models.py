@@ -27,6 +27,7 @@ from .conf import conf
 from .fields import AuditLogsField, ContentTypeId
 from .indexes import BrinIndex, DeletionsIndex
 from .request_info import request_details
+from .routing import for_display
 from .serialization import jsonable
 from .sql import UNKNOWN_CONTEXT_TYPE
 
@@ -316,6 +317,15 @@ class LogEntryQuerySet(models.QuerySet[Any]):
         """Entries written in the same database transaction as ``entry``."""
         return self.filter(transaction_id=entry.transaction_id)
 
+    def from_read_database(self) -> Self:
+        """These entries, read from ``AUDIT_LOG_READ_DATABASE`` when it is set and no ``using()`` chose a database.
+
+        For display: a replica may lag behind the primary, so code that must
+        see the newest entries (or acts on what it reads) reads without it.
+        See ``audit_log.routing``.
+        """
+        return for_display(self)
+
 
 class BaseLogEntry(ContextFields):
     """One INSERT, UPDATE or DELETE of one row, written by the triggers.
@@ -441,6 +451,10 @@ class AuditLoggedQuerySet(models.QuerySet[_M]):
         a lookup in the log's per-object index ``(content_type, object_id, id)``.
         The entries of a multi-table-inheritance child include those of its
         parents' tables (same key), as its History tab does.
+
+        It is one statement on the model's database, like any query of the
+        model, not on ``AUDIT_LOG_READ_DATABASE``: the objects it returns may
+        be saved, which a replica refuses. ``.using("replica")`` runs it there.
 
         Args:
             *args: ``Q`` objects on the log-entry model.

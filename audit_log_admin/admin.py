@@ -25,8 +25,7 @@ from django.contrib.admin import ShowFacets
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
-from django.db import router
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.db.models import Case, F, Model, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
@@ -40,6 +39,7 @@ from django.utils.translation import gettext_lazy
 
 from audit_log.loading import get_log_entry_model
 from audit_log.models import Action, BaseLogEntry
+from audit_log.routing import for_display, log_primary_database, log_read_database
 from audit_log.seal import last_seal
 from audit_log.triggers import is_audited
 
@@ -179,13 +179,14 @@ class AuditLogHistoryMixin(_ModelAdminBase):
         Entries are found by content type and object id, which the per-object
         index covers. A multi-table-inheritance child's parents share its
         primary key value, so their tables' entries are the object's too.
+        Read from ``AUDIT_LOG_READ_DATABASE`` when it is set (see
+        ``audit_log.routing``): a replica may not show the newest change yet.
         """
         model = type(obj)._meta.concrete_model or type(obj)
-        content_types = ContentType.objects.db_manager(obj._state.db).get_for_models(
-            model, *model._meta.get_parent_list()
-        )
+        using = log_read_database(obj)
+        content_types = ContentType.objects.db_manager(using).get_for_models(model, *model._meta.get_parent_list())
         ids = [content_type.pk for content_type in content_types.values()]
-        entries = get_log_entry_model()._default_manager.using(obj._state.db)
+        entries = get_log_entry_model()._default_manager.using(using)
         if len(ids) == 1:
             entries = entries.filter(content_type_id=ids[0], object_id=str(obj.pk))
         else:
@@ -468,10 +469,30 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
         """Return the entries the user may see (see ``permissions``), with user and content type joined.
 
         Every page reads entries through here: the changelist and its count,
-        the entry page (a hidden entry is missing) and its lists.
+        the entry page (a hidden entry is missing) and its lists; from
+        ``AUDIT_LOG_READ_DATABASE`` when it is set (see ``audit_log.routing``).
         """
-        queryset = super().get_queryset(request).select_related("performed_by", "content_type")
+        queryset = for_display(super().get_queryset(request)).select_related("performed_by", "content_type")
         return log_visibility(request, self.admin_site).apply(queryset)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        """Return the entry, from the primary if the read database does not hold it (yet).
+
+        A revert or restore redirects to its new entry's page at once, before
+        a replica may have replayed it: one query more, only for an entry the
+        read database lacks (a hidden or missing entry is still None).
+        """
+        entry = super().get_object(request, object_id, from_field)
+        if entry is not None:
+            return entry
+        queryset, primary = self.get_queryset(request), log_primary_database()
+        if queryset.db == primary:
+            return None
+        field = self.model._meta.pk if from_field is None else self.model._meta.get_field(from_field)
+        try:
+            return queryset.using(primary).get(**{field.name: field.to_python(object_id)})
+        except (self.model.DoesNotExist, ValidationError, ValueError):
+            return None
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         """Use the changelist that formats a page of entries at once."""
@@ -487,7 +508,7 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
         shorter = url_without_empty_filters(request, self)
         if shorter is not None:
             return HttpResponseRedirect(shorter)
-        seal = last_seal(router.db_for_read(self.model))
+        seal = last_seal(log_read_database())
         return super().changelist_view(request, {"audit_log_seal": seal, **(extra_context or {})})
 
     def get_search_results(
@@ -614,7 +635,9 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
         formatter.prefetch([entry], objects=True)
         obj_display = formatter.format_object(entry)
         gone = formatter.logged_object(entry) is None and not formatter.object_unloadable(entry)
-        own_row = deleted_row(self.get_queryset(request), entry) if gone else None
+        # The entry's other lists read where the entry was found (the primary, for an entry a replica lacks).
+        entries = self.get_queryset(request).using(entry._state.db) if entry._state.db else self.get_queryset(request)
+        own_row = deleted_row(entries, entry) if gone else None
         label = label_object(formatter, entry, deleted_row=own_row)
         if obj_display.kind != "unloadable":  # the formatter's label is the one its other pages show
             obj_display = replace(obj_display, text=label.short)
@@ -676,8 +699,7 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
         # only(): what the list shows, not every entry's changes; a DELETE's row names its deleted object.
         changes_field = type(entry)._meta.get_field("changes")
         others_query = (
-            self.get_queryset(request)
-            .select_related(None)
+            entries.select_related(None)
             .select_related("content_type")
             .filter(transaction_id=entry.transaction_id)
             .exclude(pk=entry.pk)

@@ -48,6 +48,7 @@ from django_filters.fields import DateTimeRangeField
 from audit_log import history
 from audit_log.loading import get_log_entry_model
 from audit_log.models import Action
+from audit_log.routing import log_read_database, primary_database
 from audit_log.sql import MASKED_VALUE, bare_name
 from audit_log.triggers import column_of, is_audited
 
@@ -228,10 +229,13 @@ class DeletedRow:
     entry_url: str
 
 
-def deleted_entries(model: type[Model]) -> QuerySet[Any]:
-    """Return the DELETE entries of ``model``'s own rows (any order), with the user joined."""
+def deleted_entries(model: type[Model], *, using: str | None = None) -> QuerySet[Any]:
+    """Return the DELETE entries of ``model``'s own rows (any order), with the user joined.
+
+    Read from ``using``; default: the log's read database (``audit_log.routing``).
+    """
     entry_model = get_log_entry_model()
-    using = router.db_for_read(entry_model)
+    using = using or log_read_database()
     content_type = ContentType.objects.db_manager(using).get_for_model(model)
     return (
         entry_model._default_manager.using(using)
@@ -394,7 +398,9 @@ def recover_preview_view(model_admin: ModelAdmin[Any], request: HttpRequest, ent
     if not may_recover(model_admin, request):
         raise PermissionDenied
     model = model_admin.model._meta.concrete_model or model_admin.model
-    entry = deleted_entries(model).filter(pk=entry_id).first()
+    # A Restore reads its entry (and, in restore(), the state) from the primary: a replica may lag.
+    using = primary_database(model) if request.method == "POST" else None
+    entry = deleted_entries(model, using=using).filter(pk=entry_id).first()
     if entry is None:
         raise Http404(_("No deletion of %(name)s with this id.") % {"name": model._meta.verbose_name})
     may_restore = model_admin.has_add_permission(request)

@@ -37,6 +37,7 @@ from django.utils.translation import gettext as _
 from audit_log import history
 from audit_log.history_compare import compare
 from audit_log.models import Action
+from audit_log.routing import primary_database
 
 from ..admin import entry_url
 from ..diff import local_time
@@ -224,7 +225,8 @@ def revert_view(model_admin: ModelAdmin[Any], request: HttpRequest, object_id: s
         return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)  # type: ignore[attr-defined]  # private in django-stubs
     if not model_admin.has_change_permission(request, obj):
         raise PermissionDenied
-    entry = entry_of(model_admin.model, obj.pk, entry_id)
+    # From the primary, GET too: the page shows what the revert would write, and a replica may lag.
+    entry = entry_of(model_admin.model, obj.pk, entry_id, using=primary_database(model_admin.model, obj))
     if entry is None:
         raise Http404(_("This object has no such log entry."))
     formatter = model_admin.get_audit_log_formatter(request)  # type: ignore[attr-defined]  # AuditLogHistoryMixin

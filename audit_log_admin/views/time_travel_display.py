@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from audit_log import history
 from audit_log.loading import get_log_entry_model
 from audit_log.models import Action
+from audit_log.routing import log_read_database
 from audit_log.sql import bare_name
 from audit_log.triggers import audit_field
 
@@ -49,12 +50,16 @@ def supports(model: type[Model]) -> bool:
     return not concrete._meta.parents and audit_field(concrete) is not None
 
 
-def entry_of(model: type[Model], pk: Any, entry_id: int) -> BaseLogEntry | None:
-    """Return entry ``entry_id`` if it is one of the object's (its own row's or its links'), else None."""
+def entry_of(model: type[Model], pk: Any, entry_id: int, *, using: str | None = None) -> BaseLogEntry | None:
+    """Return entry ``entry_id`` if it is one of the object's (its own row's or its links'), else None.
+
+    Read from ``using``; default: the log's read database (``audit_log.routing``).
+    """
     if not supports(model):
         return None
-    content_type = ContentType.objects.get_for_model(model)
-    entries = get_log_entry_model()._default_manager.select_related("performed_by", "content_type")
+    using = using or log_read_database()
+    content_type = ContentType.objects.db_manager(using).get_for_model(model)
+    entries = get_log_entry_model()._default_manager.using(using).select_related("performed_by", "content_type")
     return entries.filter(pk=entry_id, content_type=content_type, object_id=history.key_text(pk)).first()
 
 

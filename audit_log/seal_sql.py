@@ -269,33 +269,52 @@ def mark_verified(seal_table: str) -> str:
 
 
 def retention_records(log_table: str, pk: str, columns: Mapping[str, str]) -> str:
-    """Return the query for the recorded retention batches that removed a prefix of the log.
+    """Return the query for the recorded retention runs that removed entries from the log.
 
-    The log's guard records every DELETE that gets through it as an entry of
-    the log itself (``changes``: the ids and times of the entries removed)
-    with the context of whoever made it; ``audit_log_retention`` gives its
-    own the type ``"retention"`` and the cutoff as ``context.before``. A batch
-    counts only if every entry it removed was older than its cutoff and no
-    entry older than the cutoff is left up to its last id: retention removes
-    the oldest entries, so a deletion of chosen entries, however labelled,
-    does not pass. Parameters: the log table's name as the guard records it,
-    the retention context type.
+    Two kinds count. The log's guard records every DELETE that gets through
+    it as an entry of the log itself (``changes``: the ids and times of the
+    entries removed) with the context of whoever made it;
+    ``audit_log_retention`` gives its own the type ``"retention"`` and the
+    cutoff as ``context.before``. Such a batch counts only if every entry it
+    removed was older than its cutoff and no entry older than the cutoff is
+    left up to its last id: retention removes the oldest entries, so a
+    deletion of chosen entries, however labelled, does not pass.
+
+    On a partitioned log, retention drops whole partitions (DDL, which no
+    trigger sees) and writes the record itself, with the ``partition`` and
+    its ``range_start`` and ``range_end`` in ``changes``. Such a record counts
+    if the range ended by the cutoff, the entries it removed lie in the range,
+    and no entry of the range with an id among theirs is left: the whole
+    range went, not chosen entries. (Ids are not ordered by time across
+    partitions, so the prefix rule above does not apply.) Either record
+    excuses at most as many deleted entries as it says it removed
+    (``entries``): the caller checks that.
+
+    Parameters: the log table's name as the guard records it, the retention
+    context type.
 
     Returns:
-        Rows of (recording entry id, first id removed, last id removed).
+        Rows of (recording entry id, first id removed, last id removed, how many it removed).
     """
     log, key = quote_name(log_table), quote_ident(pk)
     at, action, table, kind, changes, context = (
         quote_ident(columns[name]) for name in ("at", "action", "table_name", "context_type", "changes", "context")
     )
     before = f"(r.{context} ->> 'before')::timestamptz"
-    last_id = f"(r.{changes} ->> 'last_id')::bigint"
+    first_id, last_id = f"(r.{changes} ->> 'first_id')::bigint", f"(r.{changes} ->> 'last_id')::bigint"
+    start, end = f"(r.{changes} ->> 'range_start')::timestamptz", f"(r.{changes} ->> 'range_end')::timestamptz"
     return f"""
-SELECT r.{key}, (r.{changes} ->> 'first_id')::bigint, {last_id}
+SELECT r.{key}, {first_id}, {last_id}, (r.{changes} ->> 'entries')::bigint
 FROM {log} AS r
 WHERE r.{table} = %s AND r.{action} = 'DELETE' AND r.{kind} = %s
-  AND r.{changes} ?& ARRAY['first_id', 'last_id', 'last_at'] AND r.{context} ? 'before'
+  AND r.{changes} ?& ARRAY['entries', 'first_id', 'last_id', 'last_at'] AND r.{context} ? 'before'
   AND (r.{changes} ->> 'last_at')::timestamptz < {before}
-  AND NOT EXISTS (SELECT FROM {log} AS e WHERE e.{at} < {before} AND e.{key} <= {last_id})
+  AND CASE WHEN r.{changes} ? 'partition' THEN
+    r.{changes} ?& ARRAY['first_at', 'range_start', 'range_end'] AND {end} <= {before}
+    AND (r.{changes} ->> 'first_at')::timestamptz >= {start} AND (r.{changes} ->> 'last_at')::timestamptz < {end}
+    AND NOT EXISTS (
+      SELECT FROM {log} AS e WHERE e.{at} >= {start} AND e.{at} < {end} AND e.{key} BETWEEN {first_id} AND {last_id}
+    )
+  ELSE NOT EXISTS (SELECT FROM {log} AS e WHERE e.{at} < {before} AND e.{key} <= {last_id}) END
 ORDER BY 1
 """

@@ -10,6 +10,7 @@ so each problem names its entries.
 
 from __future__ import annotations
 
+import heapq
 import hmac
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -268,14 +269,14 @@ def _split_retained(
         return problems, []
     cursor.execute(seal_sql.retention_records(tables.log, tables.pk, dict(tables.fields)), [tables.log, RETENTION])
     batches = cursor.fetchall()
+    deleted = sorted(entry_id for problem in problems if problem.kind == "deleted" for entry_id in problem.ids)
+    covering = _account(deleted, batches)
     kept, notices = [], []
     for problem in problems:
         if problem.kind != "deleted":
             kept.append(problem)
             continue
-        retained = {
-            entry_id: record for entry_id in problem.ids for record, first, last in batches if first <= entry_id <= last
-        }
+        retained = {entry_id: covering[entry_id] for entry_id in problem.ids if entry_id in covering}
         label = labels[problem.seal_id or 0]
         rest = tuple(entry_id for entry_id in problem.ids if entry_id not in retained)
         if rest:
@@ -286,6 +287,50 @@ def _split_retained(
             message = f"{_message(label, 'retained', ids)} (recorded in entries {records})"
             notices.append(Problem(problem.seal_id, "retained", message, ids))
     return kept, notices
+
+
+def _account(deleted: Sequence[int], records: Sequence[tuple[int, int, int, int]]) -> dict[int, int]:
+    """Match deleted entry ids to the retention records that removed them; return ``{entry id: record}``.
+
+    A record covers the ids from its first to its last, and excuses at most as
+    many as it says it removed: more missing ids in its range means someone
+    deleted others there too. Ranges may overlap (ids are not ordered by time
+    across partitions), so each id, in ascending order, goes to the covering
+    record with room that ends first, which matches as many ids as any
+    assignment can. An id left over stays a problem, and so do all the ids
+    taken by the records covering it, since which of them was removed by
+    someone else cannot be told.
+
+    Args:
+        deleted: Entry ids found deleted, ascending.
+        records: ``(record id, first id, last id, entries removed)`` rows.
+    """
+    pending = sorted(records, key=lambda row: row[1])
+    room = {record: entries for record, _, _, entries in records}
+    active: list[tuple[int, int]] = []  # (last id, record), the nearest end first
+    matched = {}
+    position = 0
+    for entry_id in deleted:
+        while position < len(pending) and pending[position][1] <= entry_id:
+            record, _, last, _ = pending[position]
+            heapq.heappush(active, (last, record))
+            position += 1
+        while active and (active[0][0] < entry_id or room[active[0][1]] <= 0):
+            heapq.heappop(active)
+        if active:
+            record = active[0][1]
+            room[record] -= 1
+            matched[entry_id] = record
+    # An id no record has room for could be any of those its covering records took:
+    # none of them is excused, so the problem lists them all.
+    tainted = {
+        record
+        for entry_id in deleted
+        if entry_id not in matched
+        for record, first, last, _ in records
+        if first <= entry_id <= last
+    }
+    return {entry_id: record for entry_id, record in matched.items() if record not in tainted}
 
 
 _KIND_TEXT = {

@@ -157,6 +157,20 @@ def test_retention_dry_run_with_archive_changes_nothing(db, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_retention_with_archive_refuses_a_cut_off_too_close_to_now(db, tmp_path):
+    # An open transaction could commit entries timed before such a cut-off after the archive is made:
+    # they would be deleted unarchived. Refused up front, nothing written, nothing deleted.
+    add_entries(2)
+    add_entries(1, at=datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1))
+    before = dump()
+    tomorrow = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)).date().isoformat()
+    for options in ({"before": tomorrow}, {"keep": "0d"}):
+        with pytest.raises(CommandError, match="--archive needs a cut-off at least 1 day before now"):
+            retain(archive=str(tmp_path), **options)
+    assert dump() == before
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_archive_never_overwrites_another_archive_of_the_same_name(db, tmp_path):
     ids = add_entries(3)
     target = tmp_path / f"{LOG}_before_20201231T230000Z.csv.gz"

@@ -22,6 +22,8 @@ from ...triggers import column_of
 #: ``--keep`` units: days, weeks, months (30 days), years (365 days).
 _KEEP = re.compile(r"^(\d+)([dwmy])$")
 _DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
+#: How far before now a cut-off must lie for --archive (see Command.handle).
+ARCHIVE_MARGIN = datetime.timedelta(days=1)
 
 
 def cutoff(before: str | None, keep: str | None, now: datetime.datetime) -> datetime.datetime:
@@ -84,6 +86,14 @@ class Command(BaseCommand):
             raise CommandError("--batch must be at least 1.")
         moment = cutoff(options["before"], options["keep"], timezone.now())
         directory = Path(options["archive"]).resolve() if options["archive"] else None
+        if directory is not None and moment > timezone.now() - ARCHIVE_MARGIN:
+            # Deletion runs in batches after the archive is written; an open transaction could still
+            # commit entries timed before a recent cut-off, which would be deleted without being archived.
+            raise CommandError(
+                f"--archive needs a cut-off at least {ARCHIVE_MARGIN.days} day before now (it is "
+                f"{moment.isoformat()}): entries of transactions still open could be written before it after the "
+                "archive is made. Use an older --before or a longer --keep."
+            )
         log_model = get_log_entry_model()
         try:
             if partitions.is_partitioned(connections[using], log_model._meta.db_table):

@@ -475,6 +475,33 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
         queryset = for_display(super().get_queryset(request)).select_related("performed_by", "content_type")
         return log_visibility(request, self.admin_site).apply(queryset)
 
+    def same_transaction_query(self, entries: QuerySet[Any], entry: Any) -> QuerySet[Any]:
+        """Return the other entries of ``entry``'s transaction, oldest first, as the entry page lists them.
+
+        Ordered by ``id + 0``, not ``id``: on a partitioned log, ordering by
+        ``id`` with a LIMIT lets the planner walk every partition's primary
+        key in order and filter on the transaction (measured: 465 ms at 10^6
+        entries), where the BRIN index on ``transaction_id`` finds the few
+        rows of one transaction in each partition and a top-N sort orders them.
+        """
+        # only(): what the list shows, not every entry's changes; a DELETE's row names its deleted object.
+        changes_field = type(entry)._meta.get_field("changes")
+        return (
+            entries.select_related(None)
+            .select_related("content_type")
+            .filter(transaction_id=entry.transaction_id)
+            .exclude(pk=entry.pk)
+            .order_by(F("id") + 0)
+            .only("pk", "action", "object_id", "content_type", "table_name")
+            .annotate(
+                audit_log_deleted_row=Case(
+                    When(action=Action.DELETE, then=F("changes")),
+                    default=Value(None),
+                    output_field=changes_field.clone(),  # decodes as the log's field does, odd JSON included
+                )
+            )
+        )
+
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
         """Return the entry, from the primary if the read database does not hold it (yet).
 
@@ -696,23 +723,7 @@ class LogEntryAdmin(admin.ModelAdmin):  # ModelAdmin[Any] would fail at runtime 
                 (_("Entries of this context"), log_changelist_url(self.admin_site, context_id=entry.context_id))
             )
 
-        # only(): what the list shows, not every entry's changes; a DELETE's row names its deleted object.
-        changes_field = type(entry)._meta.get_field("changes")
-        others_query = (
-            entries.select_related(None)
-            .select_related("content_type")
-            .filter(transaction_id=entry.transaction_id)
-            .exclude(pk=entry.pk)
-            .order_by("id")
-            .only("pk", "action", "object_id", "content_type", "table_name")
-            .annotate(
-                audit_log_deleted_row=Case(
-                    When(action=Action.DELETE, then=F("changes")),
-                    default=Value(None),
-                    output_field=changes_field.clone(),  # decodes as the log's field does, odd JSON included
-                )
-            )[: self.same_transaction_limit + 1]
-        )
+        others_query = self.same_transaction_query(entries, entry)[: self.same_transaction_limit + 1]
         try:
             with statement_timeout(others_query.db):
                 others = list(others_query)

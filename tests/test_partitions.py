@@ -417,3 +417,32 @@ def test_admin_changelist_and_history_read_the_partitioned_log(log, client):
     assert "Grace" in history.content.decode()
     entry = AuditLogEntry.objects.filter(object_id=str(customer.pk)).get()
     assert client.get(reverse("admin:testapp_auditlogentry_change", args=[entry.pk])).status_code == 200
+
+
+def test_entry_pages_same_transaction_list_reads_the_transaction_index_not_every_partitions_key(log):
+    from django.contrib import admin as django_admin
+
+    from tests.plans import index_names
+
+    # Four months of entries, a hundred entries per transaction, as a busy log has them.
+    run(
+        f'INSERT INTO "{LOG}" (object_id, table_name, action, at, changes, transaction_id, context_type, context, '
+        "performed_by_label, tenant) SELECT n::text, 'testapp_customer', 'UPDATE', %s - n * interval '1 minute', "
+        "'{}', 1000 + n / 100, 'test', '{}', '', '' FROM generate_series(1, 40000) AS n",
+        [log],
+    )
+    run(f'ANALYZE "{LOG}"')
+    entry = AuditLogEntry.objects.filter(transaction_id=1000 + 20000 // 100).first()
+    model_admin = django_admin.site._registry[AuditLogEntry]
+    query = model_admin.same_transaction_query(AuditLogEntry.objects.all(), entry)[
+        : model_admin.same_transaction_limit + 1
+    ]
+    sql, params = query.query.sql_with_params()
+    with transaction.atomic():
+        run("SET LOCAL enable_seqscan = off")  # small partitions would be read whole otherwise
+        plan = "\n".join(row[0] for row in run(f"EXPLAIN {sql}", params))
+    # Without the id + 0 ordering: a Merge Append of every partition's primary key, filtered row by row.
+    assert not re.search(rf"using {LOG}_\w*pkey", plan), plan
+    brin = next(index.name for index in AuditLogEntry._meta.indexes if index.fields == ["transaction_id"])
+    assert any(name in plan for name in index_names(brin)[1:]), plan
+    assert len(list(query)) == model_admin.same_transaction_limit + 1

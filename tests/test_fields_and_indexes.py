@@ -2,7 +2,7 @@
 
 import pytest
 from django.core import checks
-from django.db import connection
+from django.db import connection, models
 from django.db.migrations.writer import MigrationWriter
 from django.db.models import Q
 
@@ -53,6 +53,37 @@ def test_brin_index_sql_and_deconstruction():
 
 
 @pytest.mark.django_db
+def test_brin_index_minmax_multi_picks_each_columns_operator_class():
+    index = BrinIndex(fields=["at", "transaction_id", "context_id"], name="log_multi", minmax_multi=True)
+    with connection.schema_editor(collect_sql=True) as editor:
+        statement = str(index.create_sql(AuditLogEntry, editor))
+    assert statement == (
+        'CREATE INDEX "log_multi" ON "testapp_auditlogentry" USING brin ("at" timestamptz_minmax_multi_ops, '
+        '"transaction_id" int8_minmax_multi_ops, "context_id" uuid_minmax_multi_ops)'
+    )
+    assert index.deconstruct()[2] == {
+        "fields": ["at", "transaction_id", "context_id"],
+        "name": "log_multi",
+        "minmax_multi": True,
+    }
+    assert index.opclasses == ()  # the model's index is left as declared; only its SQL names the classes
+
+
+@pytest.mark.django_db
+def test_brin_index_minmax_multi_refuses_a_column_type_without_such_a_class():
+    index = BrinIndex(fields=["table_name"], name="log_names", minmax_multi=True)
+    with (
+        connection.schema_editor(collect_sql=True) as editor,
+        pytest.raises(
+            ValueError, match=r"testapp.AuditLogEntry.table_name: .*'varchar\(255\)'.*leave minmax_multi off"
+        ),
+    ):
+        index.create_sql(AuditLogEntry, editor)
+    with pytest.raises(ValueError, match="give it fields"):
+        BrinIndex(models.F("at"), name="x", minmax_multi=True)
+
+
+@pytest.mark.django_db
 def test_log_table_has_the_documented_indexes():
     with connection.cursor() as cursor:
         cursor.execute(
@@ -64,7 +95,8 @@ def test_log_table_has_the_documented_indexes():
     assert sorted(kind for kind, _ in indexes) == ["brin", "brin", "brin", "btree", "btree", "btree", "btree"]
     definitions = " ".join(definition for _, definition in indexes)
     assert "(content_type_id, object_id, id)" in definitions
-    assert "USING brin (transaction_id) WITH (pages_per_range='32')" in definitions
+    for column, opclass in [("at", "timestamptz"), ("transaction_id", "int8"), ("context_id", "uuid")]:
+        assert f"USING brin ({column} {opclass}_minmax_multi_ops) WITH (pages_per_range='32')" in definitions
     assert "(content_type_id, id) WHERE ((action)::text = 'DELETE'::text)" in definitions
 
 

@@ -154,7 +154,9 @@ def test_converted_log_keeps_names_sequence_guard_and_partitions(unpartitioned_d
     found = {p.name: p for p in partitions.list_partitions(connection, LOG, exact_counts=True)}
     assert found[f"{LOG}_p202503"].rows == 10
     assert found[f"{LOG}_default"].rows == 0
-    now_partition = partitions.partition_name(LOG, partitions.partition_range(datetime.datetime.now(datetime.UTC), "month")[0], "month")
+    now_partition = partitions.partition_name(
+        LOG, partitions.partition_range(datetime.datetime.now(datetime.UTC), "month")[0], "month"
+    )
     assert found[now_partition].rows == 21
     # The guard, maintenance record and retention function work on the new table.
     call_command("audit_log_status", stdout=io.StringIO())

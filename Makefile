@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint benchmark demo clean
+.PHONY: test lint benchmark benchmark-scale demo clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ lint: $(VENV)/.installed
 
 benchmark: $(VENV)/.installed
 	$(BIN)/python -m tests.benchmarks
+
+# The log at 10^5, 10^6 and 10^7 entries, unpartitioned and by month (about an hour; not in CI),
+# e.g. make benchmark-scale ARGS="--sizes 100000,1000000 --layouts partitioned"
+benchmark-scale: $(VENV)/.installed
+	$(BIN)/python -m tests.scale_benchmark $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

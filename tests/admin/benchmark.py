@@ -13,9 +13,8 @@ the numbers of queries. It also times what Django's defaults would run instead
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
-import re
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,76 +28,13 @@ django.setup()
 
 from django.contrib.auth.models import Permission  # noqa: E402
 from django.contrib.contenttypes.models import ContentType  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_databases, teardown_databases  # noqa: E402
+from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
-from audit_log.context import audit_context  # noqa: E402
+from tests.admin.benchmark_fill import admin_pages, explain_slow, fill, measure, superuser_client  # noqa: E402
 from tests.factories import UserFactory  # noqa: E402
 from tests.testapp.models import AuditLogEntry, Customer, Invoice  # noqa: E402
-
-INVOICES = 1_000
-
-
-def fill(rows: int, hot: int) -> tuple[Invoice, int]:
-    """Create invoices and users, then ``rows`` synthetic entries; return the hot invoice and a middle entry id."""
-    users = [UserFactory(username=f"user{i}") for i in range(10)]
-    with audit_context("setup", performed_by=users[0]):
-        customer = Customer.objects.create(name="Big customer")
-        Invoice.objects.bulk_create(Invoice(number=f"B-{i}", customer=customer) for i in range(INVOICES))
-    hot_invoice = Invoice.objects.order_by("pk").first()
-    assert hot_invoice is not None
-    invoice_ct = ContentType.objects.get_for_model(Invoice)
-    customer_ct = ContentType.objects.get_for_model(Customer)
-    every = max(1, rows // hot)
-    table = connection.ops.quote_name(AuditLogEntry._meta.db_table)
-    with connection.cursor() as cursor:
-        # Entry n: every `every`-th one is the hot invoice's, a few are customers', the rest spread over
-        # the other invoices; time grows with n over about two years, three entries per transaction,
-        # ten per request.
-        cursor.execute(
-            f"""
-            INSERT INTO {table} (content_type_id, object_id, table_name, action, at, changes, transaction_id,
-                                 context_id, context_type, context, performed_by_id, performed_by_label, tenant)
-            SELECT CASE WHEN n %% 50 = 1 THEN %(customer_ct)s ELSE %(invoice_ct)s END,
-                   CASE WHEN n %% %(every)s = 0 THEN %(hot)s::text
-                        WHEN n %% 50 = 1 THEN %(customer)s::text
-                        ELSE (%(hot)s + 1 + n %% (%(invoices)s - 1))::text END,
-                   CASE WHEN n %% 50 = 1 THEN 'testapp_customer' ELSE 'testapp_invoice' END,
-                   'UPDATE',
-                   now() - interval '730 days' + n * (interval '730 days' / %(rows)s),
-                   CASE WHEN n %% 3 = 0 THEN jsonb_build_object('status', jsonb_build_array('draft', 'sent'))
-                        WHEN n %% 3 = 1 THEN jsonb_build_object('amount', jsonb_build_array(n, n + 1))
-                        ELSE jsonb_build_object('notes', jsonb_build_array('old text ' || n, 'new text ' || n),
-                                                'customer_id', jsonb_build_array(NULL, %(customer)s)) END,
-                   1000000 + n / 3,
-                   lpad(to_hex(n / 10), 32, '0')::uuid,  -- time-ordered, like the core's uuid7()
-                   'http-request',
-                   jsonb_build_object('method', 'POST', 'path', '/admin/testapp/invoice/' || (n %% 1000) || '/change/',
-                                      'query_params', '{{}}'::jsonb, 'remote_addr', '127.0.0.1'),
-                   %(first_user)s + n %% 10,
-                   'user' || (n %% 10),
-                   ''
-            FROM generate_series(1, %(rows)s) AS n
-            """,
-            {
-                "rows": rows,
-                "every": every,
-                "hot": hot_invoice.pk,
-                "customer": customer.pk,
-                "invoices": INVOICES,
-                "invoice_ct": invoice_ct.pk,
-                "customer_ct": customer_ct.pk,
-                "first_user": users[0].pk,
-            },
-        )
-    connection.set_autocommit(True)
-    with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {table}")
-    middle = AuditLogEntry.objects.filter(content_type=invoice_ct, object_id=str(hot_invoice.pk)).order_by("id")
-    middle_id = middle.values_list("id", flat=True)[hot // 2]
-    return hot_invoice, middle_id
 
 
 def staff_client() -> Client:
@@ -109,19 +45,6 @@ def staff_client() -> Client:
     client = Client()
     client.force_login(staff)
     return client
-
-
-def measure(action: Callable[[], Any], rounds: int) -> tuple[float, int]:
-    """Return the median seconds of ``action`` and the queries its last run made."""
-    times = []
-    queries = 0
-    for _ in range(rounds):
-        with CaptureQueriesContext(connection) as captured:
-            start = time.perf_counter()
-            action()
-            times.append(time.perf_counter() - start)
-        queries = len(captured.captured_queries)
-    return statistics.median(times), queries
 
 
 def search_pages(log: str, hot: Invoice) -> dict[str, str]:
@@ -165,24 +88,6 @@ def time_searches(client: Client, log: str, hot: Invoice, rounds: int) -> None:
         print(f"{name:<34} {seconds * 1000:>10.1f} {queries:>8}  {said}")
 
 
-#: What ``audit_log_admin.limits`` sends in front of a log query (the statement timeout).
-TIMEOUT_PREFIX = re.compile(r"^(SAVEPOINT \w+; )?SET LOCAL statement_timeout = \d+; ")
-
-
-def explain_slow(client: Client, url: str, threshold_ms: float = 20) -> None:
-    """Print EXPLAIN ANALYZE of the log queries a page runs that take longer than ``threshold_ms``."""
-    with CaptureQueriesContext(connection) as captured:
-        client.get(url)
-    table = AuditLogEntry._meta.db_table
-    for query in captured.captured_queries:
-        if float(query["time"]) * 1000 < threshold_ms or table not in query["sql"]:
-            continue
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + TIMEOUT_PREFIX.sub("", query["sql"]))
-            plan = "\n".join(f"      {line}" for (line,) in cursor.fetchall())
-        print(f"    {float(query['time']) * 1000:.0f} ms: {query['sql'][:160]}\n{plan}")
-
-
 def main() -> None:
     """Fill the log, then time every page."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -199,35 +104,11 @@ def main() -> None:
         hot, middle_id = fill(options.rows, options.hot)
         total = AuditLogEntry.objects.count()
         print(f"log: {total:,} entries ({time.perf_counter() - started:.0f} s to fill), hot invoice: {options.hot:,}")
-        admin_user = UserFactory(username="bench-admin", is_staff=True, is_superuser=True)
-        client = Client()
-        client.force_login(admin_user)
+        client = superuser_client()
         entry = AuditLogEntry.objects.filter(object_id=str(hot.pk)).order_by("-id").first()
         assert entry is not None
-        invoice_ct = ContentType.objects.get_for_model(Invoice)
         log = "/admin/testapp/auditlogentry/"
-        pages = {
-            "history, newest page": f"/admin/testapp/invoice/{hot.pk}/history/",
-            "history, middle page": f"/admin/testapp/invoice/{hot.pk}/history/?before={middle_id}",
-            "history, oldest page": f"/admin/testapp/invoice/{hot.pk}/history/?after=0",
-            "log, unfiltered": log,
-            "log, page 100": f"{log}?p=100",
-            "log, action": f"{log}?action=UPDATE",
-            "log, model + object id": f"{log}?model={invoice_ct.pk}&object_id={hot.pk}",
-            "log, user": f"{log}?user=user3",
-            "log, changed column (common)": f"{log}?changed=status",
-            "log, changed column (absent)": f"{log}?changed=number",
-            "log, transaction": f"{log}?transaction={entry.transaction_id}",
-            "log, context id": f"{log}?context_id={entry.context_id}",
-            "log, one day": f"{log}?at_after=2025-06-01T00:00&at_before=2025-06-02T00:00",
-            "log, date hierarchy year": f"{log}?at__year=2025",
-            "log, date hierarchy month": f"{log}?at__year=2025&at__month=6",
-            "log, date hierarchy day": f"{log}?at__year=2025&at__month=6&at__day=1",
-            "log, request path": f"{log}?path=/admin/testapp/invoice/7/",
-            "log, search": f"{log}?q=/admin/testapp/invoice/7/change/",
-            "log, object id alone": f"{log}?object_id={hot.pk}",
-            "entry page": f"{log}{entry.pk}/change/",
-        }
+        pages = admin_pages(hot, middle_id, entry, datetime.date(2025, 6, 1))
         clients = {"superuser": client, "staff": staff_client()}
         for each in clients.values():
             for url in pages.values():  # warm caches (content types, permissions, templates)

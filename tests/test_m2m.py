@@ -9,7 +9,6 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
 from django.db import connection, migrations, models
 from django.db.migrations.autodetector import MigrationAutodetector
-from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.questioner import MigrationQuestioner
 from django.db.migrations.state import ModelState, ProjectState
 from django.db.migrations.writer import MigrationWriter
@@ -21,6 +20,7 @@ from audit_log.context import audit_context
 from audit_log.fields import AuditLogsField
 from audit_log.models import AuditLoggedModel
 from tests.factories import UserFactory
+from tests.skips import require_migrations
 from tests.test_schema_editor import Migrator, function_exists, run, triggers_on
 from tests.testapp.models import Article, AuditLogEntry, Tag
 
@@ -415,8 +415,7 @@ def test_log_table_changes_refresh_the_many_to_many_tables_triggers(migrator):
 
 
 def test_sqlmigrate_shows_the_many_to_many_tables_triggers():
-    if ("testapp", "0004_article_tags") not in MigrationLoader(None, ignore_no_migrations=True).disk_migrations:
-        pytest.skip("migrations are disabled (pytest --no-migrations)")
+    require_migrations("testapp", "0004_article_tags")
     out = io.StringIO()
     call_command("sqlmigrate", "testapp", "0004", stdout=out)
     text = out.getvalue()

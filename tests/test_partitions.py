@@ -16,7 +16,6 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, OperationalError, connection, connections, transaction
-from django.db.migrations.loader import MigrationLoader
 from django.test import override_settings
 from django.urls import reverse
 
@@ -25,6 +24,7 @@ from audit_log.conf import conf
 from audit_log.context import audit_context
 from tests.benchmark_db import create_database, drop_database
 from tests.factories import CustomerFactory, UserFactory
+from tests.skips import require_migrations
 from tests.testapp.models import AuditLogEntry, Customer
 
 LOG = AuditLogEntry._meta.db_table
@@ -84,12 +84,6 @@ def test_partitioning_setting_accepts_the_intervals_and_refuses_anything_else():
     with override_settings(AUDIT_LOG_PARTITIONING="quarter"):
         [error] = [m for m in audit_messages() if m.id == "audit_log.E015"]
     assert "AUDIT_LOG_PARTITIONING must be None, 'month', 'week', 'day'" in error.msg
-
-
-def require_migrations():
-    """Skip the calling test under ``pytest --no-migrations`` (CI's second leg), where apps have none."""
-    if ("testapp", "0001_initial") not in MigrationLoader(None, ignore_no_migrations=True).disk_migrations:
-        pytest.skip("migrations are disabled (pytest --no-migrations)")
 
 
 def test_sqlmigrate_shows_the_partitioned_table_its_partitions_and_their_guard(db):

@@ -7,11 +7,11 @@ import pytest
 from django.apps import apps
 from django.core.management import call_command
 from django.db import connection, migrations, models
-from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.state import ProjectState
 
 from audit_log import sql
 from audit_log.fields import AuditLogsField
+from tests.skips import require_migrations
 
 pytestmark = pytest.mark.django_db
 
@@ -229,8 +229,7 @@ def test_log_table_changes_refresh_every_audited_trigger(migrator):
 
 
 def test_sqlmigrate_shows_the_trigger_sql():
-    if ("testapp", "0001_initial") not in MigrationLoader(None, ignore_no_migrations=True).disk_migrations:
-        pytest.skip("migrations are disabled (pytest --no-migrations)")
+    require_migrations()
     out = io.StringIO()
     call_command("sqlmigrate", "testapp", "0001", stdout=out)
     text = out.getvalue()

@@ -205,6 +205,19 @@ def last_pk(kind: str) -> int:
     return MODELS[kind].objects.aggregate(last=Max("pk"))["last"] or 0
 
 
+def serve_alternating(
+    site: Site, paths: dict[str, list[str]], requests: int, chunk: int, max_age: int | None
+) -> tuple[float, float]:
+    """Serve each side's ``paths`` as requests, the sides alternating every ``chunk``; return (plain, audited)
+    seconds per request."""
+    total = {"plain": 0.0, "audited": 0.0}
+    for number, start in enumerate(range(0, requests, chunk)):
+        for kind in alternate(number):
+            environs = [site.environ(path) for path in paths[kind][start : start + chunk]]
+            total[kind] += site.serve(kind, environs, max_age)
+    return total["plain"] / requests, total["audited"] / requests
+
+
 def request_round(site: Site, max_age: int | None, requests: int, chunk: int) -> dict[str, tuple[float, float]]:
     """Run the three write scenarios as requests, alternating the sides every ``chunk`` requests."""
     use_max_age(max_age)
@@ -219,12 +232,7 @@ def request_round(site: Site, max_age: int | None, requests: int, chunk: int) ->
                 kind: [f"/bench/{kind}/{pk}/{scenario}/" for pk in new_rows(kind, before[kind])] for kind in MODELS
             }
             assert all(len(kind_paths) == requests for kind_paths in paths.values())
-        total = {"plain": 0.0, "audited": 0.0}
-        for number, start in enumerate(range(0, requests, chunk)):
-            for kind in alternate(number):
-                environs = [site.environ(path) for path in paths[kind][start : start + chunk]]
-                total[kind] += site.serve(kind, environs, max_age)
-        times[scenario] = (total["plain"] / requests, total["audited"] / requests)
+        times[scenario] = serve_alternating(site, paths, requests, chunk, max_age)
     # Every audited request logged its write under the request's context; the plain ones logged nothing.
     logged = AuditLogEntry.objects.filter(context_type="http-request").count() - entries
     assert logged == len(WRITES) * requests, f"{logged} entries logged by {len(WRITES) * requests} audited writes"

@@ -53,11 +53,11 @@ from django.db import connection  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from audit_log import partitions  # noqa: E402
+from audit_log import partitions, retention  # noqa: E402
 from audit_log.context import audit_context  # noqa: E402
 from tests.admin import benchmark_fill as bench  # noqa: E402
 from tests.benchmark_db import create_database, drop_database  # noqa: E402
-from tests.benchmarks import FULL, Scenarios, Site, alternate, print_table, use_max_age, values  # noqa: E402
+from tests.benchmarks import FULL, Scenarios, Site, print_table, serve_alternating, use_max_age, values  # noqa: E402
 from tests.factories import UserFactory  # noqa: E402
 from tests.testapp.models import AuditLogEntry, BenchAudited, BenchPlain, BenchTarget  # noqa: E402
 
@@ -112,13 +112,8 @@ class Writes:
 
     def create_requests(self) -> tuple[float, float]:
         """Serve ``requests`` create() requests per side, alternating every ``chunk``; return seconds per request."""
-        total = {"plain": 0.0, "audited": 0.0}
-        for number, start in enumerate(range(0, self.requests, self.chunk)):
-            for kind in alternate(number):
-                count = min(self.chunk, self.requests - start)
-                environs = [self.site.environ(f"/bench/{kind}/create/") for _ in range(count)]
-                total[kind] += self.site.serve(kind, environs, None)
-        return total["plain"] / self.requests, total["audited"] / self.requests
+        paths = {kind: [f"/bench/{kind}/create/"] * self.requests for kind in ("plain", "audited")}
+        return serve_alternating(self.site, paths, self.requests, self.chunk, None)
 
     def measure(self, rounds: int) -> tuple[tuple[float, float], tuple[float, float]]:
         """Return the medians of (plain, audited) seconds: per create() request, per update() of 10,000 rows."""
@@ -190,28 +185,14 @@ class Log:
     def drop_oldest(self) -> str:
         """Drop the oldest month's partition through ``audit_log.retention``; later steps generate no rows there."""
         oldest = next(p for p in partitions.list_partitions(connection, TABLE) if not p.is_default)
-        try:
-            from audit_log import retention
-        except ImportError:  # pragma: no cover  # before audit_log.retention existed: the DDL alone
-            retention = None
         started = time.perf_counter()
-        if retention is not None:
-            with audit_context("retention"):
-                dropped = retention.drop_partition(connection.alias, AuditLogEntry, oldest, None)
-            entries, ddl, how = dropped.entries, dropped.seconds, "audit_log.retention.drop_partition"
-        else:
-            entries = AuditLogEntry.objects.filter(at__gte=oldest.start, at__lt=oldest.end).count()
-            name = connection.ops.quote_name(oldest.qualified_name)
-            ddl_started = time.perf_counter()
-            with connection.cursor() as cursor:
-                cursor.execute(f"ALTER TABLE {connection.ops.quote_name(TABLE)} DETACH PARTITION {name}")
-                cursor.execute(f"DROP TABLE {name}")
-            ddl, how = time.perf_counter() - ddl_started, "ALTER TABLE DETACH PARTITION + DROP TABLE"
+        with audit_context("retention"):
+            dropped = retention.drop_partition(connection.alias, AuditLogEntry, oldest, None)
         total = time.perf_counter() - started
         assert oldest.end is not None
         self.start = max(self.start, oldest.end)
-        took = f"{total * 1000:.0f} ms in all, detach + drop {ddl * 1000:.0f} ms"
-        return f"{oldest.name}: {entries:,} entries, {took} ({how})"
+        took = f"{total * 1000:.0f} ms in all, detach + drop {dropped.seconds * 1000:.0f} ms"
+        return f"{oldest.name}: {dropped.entries:,} entries, {took} (audit_log.retention.drop_partition)"
 
 
 def table_megabytes() -> float:

@@ -38,7 +38,8 @@ lint: $(VENV)/.installed
 benchmark: $(VENV)/.installed
 	$(BIN)/python -m tests.benchmarks
 
-# The log at 10^5, 10^6 and 10^7 entries, unpartitioned and by month (about an hour; not in CI),
+# The log at 10^5, 10^6 and 10^7 entries, unpartitioned and by month (~10 min on a quiet 2-core
+# machine, much longer on a busy one; not in CI),
 # e.g. make benchmark-scale ARGS="--sizes 100000,1000000 --layouts partitioned"
 benchmark-scale: $(VENV)/.installed
 	$(BIN)/python -m tests.scale_benchmark $(ARGS)
